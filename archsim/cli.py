@@ -1,0 +1,147 @@
+"""Command line: ``archsim run | memory | report | sweep``.
+
+Every user error ends as one line ``archsim: error: ...`` on stderr and the exit code of its
+kind (see README, "Exit codes"); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from archsim.errors import ArchsimError, InterruptedRun, OutputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="archsim: simulate memristive in-memory-computing chips that learn on chip.",
+)
+
+DEBUG = {"enabled": False}
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+) -> None:
+    DEBUG["enabled"] = debug
+
+
+def default_out_dir(name: str) -> Path:
+    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse to overwrite earlier results unless asked; check the parent is writable."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder; choose another path")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(
+            f"--out {out}: folder already holds results; choose a new folder or pass --force to replace it"
+        )
+    parent = out.resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    import os
+
+    if not os.access(probe, os.W_OK):
+        raise OutputError(f"--out {out}: {probe} is not writable; choose a writable folder")
+
+
+@app.command()
+def run(
+    workload: Annotated[str, typer.Argument(help="Workload YAML file, or a shipped workload name.")],
+    hw: Annotated[
+        Optional[str], typer.Option("--hw", help="Hardware YAML file or shipped preset name.")
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", help="Override a setting: dotted.key=value (repeatable)."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of every random draw.")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Result folder (default runs/<name>-<time>).")
+    ] = None,
+    data_dir: Annotated[
+        Optional[str], typer.Option("--data-dir", help="Folder holding mnist/ and fashion-mnist/.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing result folder.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train and evaluate one configuration; write summary.json and config.yaml to --out."""
+    from archsim.config import load_run_config
+    from archsim.runner import execute_run
+
+    overrides = list(set_ or [])
+    if data_dir is not None:
+        overrides.append(f"data.data_dir={data_dir}")
+    config = load_run_config(workload, hw, overrides, seed)
+    out_dir = out if out is not None else default_out_dir(config.name)
+    check_out_dir(out_dir, force)
+    summary = execute_run(config, out_dir, show_progress=not quiet)
+    print_accuracy(summary)
+    typer.echo(f"results: {out_dir}")
+
+
+def print_accuracy(summary: dict) -> None:
+    """Accuracy matrix as a small table on stdout."""
+    matrix = summary["accuracy"]
+    tasks = list(matrix[list(matrix)[-1]])
+    typer.echo("accuracy (%)   " + "  ".join(f"{t:>14}" for t in tasks))
+    for after, row in matrix.items():
+        cells = "  ".join(f"{100 * row[t]:14.2f}" if t in row else f"{'':>14}" for t in tasks)
+        typer.echo(f"{after:<15}{cells}")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise InterruptedRun(
+        f"stopped by {signal.Signals(signum).name}; no partial results were kept, run again to redo"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the app, turning user errors into one line."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except ArchsimError as exc:
+        if debug:
+            raise
+        typer.echo(f"archsim: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        typer.echo(
+            "archsim: error: interrupted (SIGINT); no partial results were kept, run again to redo",
+            err=True,
+        )
+        return InterruptedRun.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("archsim: error: aborted", err=True)
+        return 1
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            if debug:
+                raise
+            typer.echo(f"archsim: error: {exc.format_message()}; see --help", err=True)
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Configuration tree: one validated, immutable model per run, round-trippable to YAML.
+
+``RunConfig`` = the workload (tasks, model, learning) + the seed (+ the hardware subtree).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from archsim.config.loader import (
+    apply_overrides,
+    read_yaml_mapping,
+    resolve_preset_path,
+    to_yaml,
+    validate,
+)
+from archsim.config.workload import (
+    AdamConfig,
+    DataConfig,
+    LearningConfig,
+    ModelConfig,
+    TaskConfig,
+    WorkloadConfig,
+)
+
+
+class RunConfig(WorkloadConfig):
+    """Everything one run needs; written as ``config.yaml`` next to its results."""
+
+    seed: int = Field(default=0, ge=0, lt=2**63, description="Seed of every random draw of the run.")
+
+
+def load_run_config(
+    workload: str | Path,
+    hardware: str | Path | None = None,
+    overrides: list[str] | None = None,
+    seed: int | None = None,
+) -> RunConfig:
+    """Merge workload YAML, hardware YAML, ``--set`` overrides and seed, then validate."""
+    workload_path = resolve_preset_path(workload, "workloads")
+    tree: dict[str, Any] = read_yaml_mapping(workload_path)
+    if hardware is not None:
+        hardware_path = resolve_preset_path(hardware, "hwconfigs")
+        tree["hardware"] = read_yaml_mapping(hardware_path)
+    tree = apply_overrides(tree, overrides or [])
+    if seed is not None:
+        tree["seed"] = seed
+    return validate(RunConfig, tree, str(workload_path))
+
+
+__all__ = [
+    "AdamConfig",
+    "DataConfig",
+    "LearningConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TaskConfig",
+    "WorkloadConfig",
+    "load_run_config",
+    "to_yaml",
+    "validate",
+]

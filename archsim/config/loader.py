@@ -1,0 +1,128 @@
+"""Load, override, validate and save configuration trees.
+
+Sources are merged as plain dictionaries first (workload YAML, hardware YAML under
+``hardware``, ``--set`` overrides, ``--seed``) and validated once at the end, so an error
+always names the dotted key the user wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from archsim.errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def resolve_preset_path(path_or_name: str | Path, kind: str) -> Path:
+    """Return an existing YAML path: a file path, or a shipped preset name of ``kind``.
+
+    ``kind`` is ``"workloads"`` or ``"hwconfigs"``; ``paper-mnist-fmnist`` finds
+    ``workloads/paper-mnist-fmnist.yaml`` shipped with the package.
+    """
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    candidates = [PRESET_DIR / kind / path, PRESET_DIR / kind / f"{path}.yaml"]
+    candidates += [PRESET_DIR / kind / sub / f"{path}.yaml" for sub in ("devices",)]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    shipped = sorted(p.stem for p in (PRESET_DIR / kind).glob("*.yaml"))
+    raise ConfigError(
+        f"{path}: no such file; give a path to a YAML file or one of the shipped {kind}: "
+        + ", ".join(shipped)
+    )
+
+
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; errors name the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; give a YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid syntax"
+        raise ConfigError(f"{path}:{where} malformed YAML ({problem}); fix the syntax") from None
+    if data is None:
+        raise ConfigError(f"{path}: file is empty; it must hold a YAML mapping of settings")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: top level is a {type(data).__name__}, expected a mapping of settings"
+        )
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into the key path and the YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value, e.g. learning.m_star=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML; quote it or fix it") from None
+    return key.split("."), value
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``tree`` with every ``dotted.key=value`` override applied."""
+    result = copy.deepcopy(tree)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = result
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                prefix = ".".join(keys[: depth + 1])
+                raise ConfigError(f"--set {text!r}: {prefix} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line naming the first offending dotted key and what is wrong with it."""
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"{source}: unknown key '{key}'; remove it or check its spelling"
+    if kind == "missing":
+        return f"{source}: missing required key '{key}'; add it"
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    shown = "" if isinstance(value, (dict, list)) else f" (got {value!r})"
+    more = len(exc.errors()) - 1
+    tail = f" [{more} more problem(s)]" if more else ""
+    return f"{source}: invalid value for '{key}': {message}{shown}{tail}"
+
+
+def validate(model: type[M], data: Mapping[str, Any], source: str) -> M:
+    """Validate ``data`` against ``model``, turning errors into one-line ConfigErrors."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def to_yaml(model: BaseModel) -> str:
+    """The resolved configuration as YAML, round-trippable through :func:`validate`."""
+    return yaml.safe_dump(model.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,199 @@
+"""Workload description: the tasks, the network and how it learns.
+
+Every field is typed and documented with its unit and meaning; unknown keys are rejected.
+A workload YAML holds these fields at its top level; the hardware description is merged in
+under ``hardware`` (see :mod:`archsim.config.hardware`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from archsim.config.base import StrictModel
+
+DatasetName = Literal["mnist", "fashion-mnist"]
+RuleName = Literal["qnn-meta", "bnn-meta", "float32"]
+
+
+class TaskConfig(StrictModel):
+    """One task of a continual-learning sequence: a dataset trained for some epochs."""
+
+    name: str = Field(min_length=1, description="Label used in reports (e.g. 'mnist').")
+    dataset: DatasetName = Field(description="Dataset of the task: 'mnist' or 'fashion-mnist'.")
+    epochs: int = Field(ge=1, le=1000, description="Passes over the training set for this task.")
+    train_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description="Use only the first N training images (after the validation hold-out); "
+        "None uses all. For quick runs and tests.",
+    )
+    test_limit: int | None = Field(
+        default=None, ge=1, description="Evaluate on the first N test images; None uses all 10 000."
+    )
+
+
+class ModelConfig(StrictModel):
+    """The multi-layer perceptron: 784 inputs, hidden layers, 10 outputs, no biases.
+
+    Every layer is followed by batch normalisation (batch statistics, trained affine scale and
+    shift); hidden layers use sign activations with a straight-through estimator, as in
+    Laborieux et al., Nat. Commun. 12, 2549 (2021).
+    """
+
+    hidden: list[int] = Field(
+        min_length=1, description="Sizes of the hidden layers, e.g. [1024] for 784-1024-10."
+    )
+    levels: int = Field(
+        default=3,
+        ge=2,
+        le=256,
+        description="Number of quantized weight levels L (2 = binary). Ignored by 'float32'.",
+    )
+    level_values: list[float] | None = Field(
+        default=None,
+        description="Explicit, strictly increasing level values (length = levels). None gives "
+        "the uniform symmetric set -1 + k*2/(L-1), k = 0..L-1.",
+    )
+    init_width: float = Field(
+        default=0.1,
+        gt=0,
+        description="Hidden weights start uniform in [-init_width, +init_width] "
+        "(same units as the levels).",
+    )
+    bn_eps: float = Field(default=1e-5, gt=0, description="Batch-norm variance floor.")
+    activation: Literal["sign", "tanh"] = Field(
+        default="sign",
+        description="Hidden activation: 'sign' (binary, straight-through estimator) or 'tanh' "
+        "(smooth, for gradient checks and float baselines).",
+    )
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_sizes(cls, sizes: list[int]) -> list[int]:
+        for size in sizes:
+            if size < 1:
+                raise ValueError(f"hidden layer size must be >= 1, got {size}")
+        return sizes
+
+    @model_validator(mode="after")
+    def _levels_consistent(self) -> "ModelConfig":
+        if self.level_values is not None:
+            values = self.level_values
+            if len(values) != self.levels:
+                raise ValueError(
+                    f"level_values has {len(values)} entries but levels = {self.levels}; "
+                    "give one value per level"
+                )
+            if any(not math.isfinite(v) for v in values):
+                raise ValueError("level_values must be finite numbers")
+            if any(b <= a for a, b in zip(values, values[1:])):
+                raise ValueError("level_values must be strictly increasing")
+        return self
+
+
+class AdamConfig(StrictModel):
+    """Adam on the hidden weights (Kingma & Ba 2015), as used by Laborieux et al. 2021."""
+
+    lr: float = Field(default=0.005, gt=0, le=10, description="Learning rate (hidden-weight units per step).")
+    beta1: float = Field(default=0.9, ge=0, lt=1, description="First-moment decay.")
+    beta2: float = Field(default=0.999, ge=0, lt=1, description="Second-moment decay.")
+    eps: float = Field(default=1e-8, gt=0, description="Denominator floor.")
+    weight_decay: float = Field(
+        default=1e-7, ge=0, description="L2 coefficient added to the gradient (Laborieux: 1e-7)."
+    )
+    lr_decay: Literal["none", "cosine"] = Field(
+        default="none",
+        description="Learning-rate schedule within each task: constant, or cosine from lr to "
+        "lr_final_fraction*lr over the task's epochs.",
+    )
+    lr_final_fraction: float = Field(
+        default=0.0, ge=0, le=1, description="Final learning rate of the cosine schedule, as a fraction of lr."
+    )
+    reset_between_tasks: bool = Field(
+        default=False, description="Zero Adam's moments at the start of every task."
+    )
+
+
+class LearningConfig(StrictModel):
+    """The learning rule and its optimizer."""
+
+    rule: RuleName = Field(
+        default="qnn-meta",
+        description="'qnn-meta' (metaplastic QNN, docs/learning-rules.md), 'bnn-meta' "
+        "(Laborieux 2021, two levels), 'float32' (unquantized baseline).",
+    )
+    m_star: float = Field(
+        default=3.0,
+        ge=0,
+        le=100,
+        description="Metaplasticity strength m* (dimensionless). 0 = plain straight-through "
+        "training (no consolidation). For 'bnn-meta' this is Laborieux's m.",
+    )
+    hidden_clip: float | None = Field(
+        default=None,
+        gt=0,
+        description="Bound on |W_H| in hidden-weight units, None for unbounded. Caps "
+        "consolidation, hence sets a floor on the attenuation factor.",
+    )
+    batch_size: int = Field(default=100, ge=1, le=60000, description="Mini-batch size (images).")
+    optimizer: AdamConfig = Field(default_factory=AdamConfig)
+
+    @model_validator(mode="after")
+    def _finite(self) -> "LearningConfig":
+        if not math.isfinite(self.m_star):
+            raise ValueError("m_star must be a finite number")
+        return self
+
+
+class DataConfig(StrictModel):
+    """Where the datasets are and how inputs are prepared."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="Folder holding mnist/ and fashion-mnist/ IDX files; None searches "
+        "$ARCHSIM_DATA, ../shared/datasets, /usr/share/datasets and the user cache.",
+    )
+    validation_size: int = Field(
+        default=5000,
+        ge=0,
+        le=30000,
+        description="Last N training images of each dataset held out for validation (never trained on).",
+    )
+
+
+class WorkloadConfig(StrictModel):
+    """A continual-learning experiment: tasks in order, the network and its learning rule."""
+
+    name: str = Field(default="workload", min_length=1, description="Name used in reports.")
+    description: str = Field(default="", description="Free text shown in reports.")
+    tasks: list[TaskConfig] = Field(min_length=1, description="Tasks trained one after the other.")
+    model: ModelConfig
+    learning: LearningConfig = Field(default_factory=LearningConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    eval_batch_size: int = Field(
+        default=1000,
+        ge=2,
+        le=10000,
+        description="Images per evaluation batch; batch-norm uses the statistics of each batch.",
+    )
+    software_baseline: bool = Field(
+        default=False,
+        description="Also train the same network without hardware effects and report its "
+        "accuracy matrix under 'baseline' (the paper's software reference).",
+    )
+
+    @model_validator(mode="after")
+    def _unique_task_names(self) -> "WorkloadConfig":
+        names = [t.name for t in self.tasks]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"task names must be unique, repeated: {', '.join(duplicated)}")
+        if self.learning.rule == "bnn-meta" and self.model.levels != 2:
+            raise ValueError(
+                "learning.rule 'bnn-meta' needs model.levels = 2 (binary weights); "
+                "use 'qnn-meta' for more levels"
+            )
+        return self

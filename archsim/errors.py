@@ -1,0 +1,44 @@
+"""User-facing errors.
+
+Every problem a user can cause (bad config, bad data, bad CLI arguments, bad paths) is raised
+as an :class:`ArchsimError` subclass whose message is one line naming the problem and the fix.
+The CLI turns them into that line on stderr and the documented exit code, without traceback.
+"""
+
+from __future__ import annotations
+
+
+class ArchsimError(Exception):
+    """Base class; ``exit_code`` is what the CLI returns for this kind of problem."""
+
+    exit_code: int = 1
+
+
+class ConfigError(ArchsimError):
+    """A workload, hardware or sweep description is malformed or out of range."""
+
+    exit_code = 2
+
+
+class DataError(ArchsimError):
+    """A dataset file is missing, truncated, corrupted or has the wrong checksum."""
+
+    exit_code = 3
+
+
+class OutputError(ArchsimError):
+    """The output location cannot be written or would overwrite earlier results."""
+
+    exit_code = 4
+
+
+class MappingError(ArchsimError):
+    """The network does not fit on the described hardware."""
+
+    exit_code = 5
+
+
+class InterruptedRun(ArchsimError):
+    """The run was stopped by a signal; nothing partial was left behind."""
+
+    exit_code = 130

@@ -1,0 +1,228 @@
+"""One run: prepare the task data, build the learner, train the tasks in order, evaluate.
+
+This is the functional (accuracy) side of a run. The hardware side (device arrays, SimPy
+schedule, ledger) attaches to the learner through its weight store and observer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archsim.config import RunConfig
+from archsim.config.workload import TaskConfig
+from archsim.data import load_split
+from archsim.learning.network import Mlp
+from archsim.learning.optimizer import Adam
+from archsim.learning.storage import FloatStore, QuantizedStore, WeightStore
+from archsim.learning.trainer import (
+    Learner,
+    TrainingObserver,
+    cosine_lr_scale,
+    make_meta_factor,
+    make_quantizer,
+)
+
+INPUT_SIZE = 784
+N_CLASSES = 10
+
+ProgressCallback = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Training, validation and test arrays of one task (pixels scaled to [0, 1])."""
+
+    name: str
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+def to_unit_float(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels to float32 in [0, 1] (the DAC's input range)."""
+    return images.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def load_task_data(task: TaskConfig, data_dir: str | None, validation_size: int) -> TaskData:
+    """Split the training set into train / validation (last N images) and load the test set."""
+    train_images, train_labels = load_split(task.dataset, "train", data_dir)
+    test_images, test_labels = load_split(task.dataset, "test", data_dir)
+    n_train = train_images.shape[0] - validation_size
+    train_end = n_train if task.train_limit is None else min(n_train, task.train_limit)
+    test_end = test_images.shape[0] if task.test_limit is None else task.test_limit
+    return TaskData(
+        name=task.name,
+        train_x=to_unit_float(train_images[:train_end]),
+        train_y=train_labels[:train_end].astype(np.int64),
+        val_x=to_unit_float(train_images[n_train:]),
+        val_y=train_labels[n_train:].astype(np.int64),
+        test_x=to_unit_float(test_images[:test_end]),
+        test_y=test_labels[:test_end].astype(np.int64),
+    )
+
+
+@dataclass
+class RunResult:
+    """What a run measured; :mod:`archsim.summary` turns it into ``summary.json``."""
+
+    accuracy: dict[str, dict[str, float]]
+    validation_accuracy: dict[str, dict[str, float]]
+    train_loss: dict[str, list[float]]
+    write_counts: list[np.ndarray]
+    wall_time_s: dict[str, float] = field(default_factory=dict)
+    baseline_accuracy: dict[str, dict[str, float]] | None = None
+
+
+StoreFactory = Callable[[RunConfig, list[np.ndarray], np.random.Generator], WeightStore]
+
+
+def ideal_store(config: RunConfig, hidden: list[np.ndarray], rng: np.random.Generator) -> WeightStore:
+    """Exact quantized levels (or float weights for the float32 rule): no device effects."""
+    quantizer = make_quantizer(config.learning, config.model)
+    return FloatStore(hidden) if quantizer is None else QuantizedStore(hidden, quantizer)
+
+
+def build_learner(
+    config: RunConfig,
+    init_rng: np.random.Generator,
+    device_rng: np.random.Generator,
+    store_factory: StoreFactory = ideal_store,
+    observer: TrainingObserver | None = None,
+) -> Learner:
+    """Network, weight store, optimizer and meta-function as the configuration says."""
+    sizes = (INPUT_SIZE, *config.model.hidden, N_CLASSES)
+    net = Mlp.create(
+        sizes,
+        config.model.init_width,
+        init_rng,
+        bn_eps=config.model.bn_eps,
+        sign_hidden=config.model.activation == "sign",
+    )
+    opt_cfg = config.learning.optimizer
+    optimizer = Adam(
+        lr=opt_cfg.lr,
+        beta1=opt_cfg.beta1,
+        beta2=opt_cfg.beta2,
+        eps=opt_cfg.eps,
+        weight_decay=opt_cfg.weight_decay,
+    )
+    quantizer = make_quantizer(config.learning, config.model)
+    return Learner(
+        net=net,
+        store=store_factory(config, net.hidden, device_rng),
+        optimizer=optimizer,
+        meta=make_meta_factor(config.learning, quantizer),
+        hidden_clip=config.learning.hidden_clip,
+        observer=observer or TrainingObserver(),
+    )
+
+
+def lr_schedule_for(config: RunConfig) -> Callable[[float], float]:
+    opt = config.learning.optimizer
+    if opt.lr_decay == "cosine":
+        return lambda progress: cosine_lr_scale(progress, opt.lr_final_fraction)
+    return lambda progress: 1.0
+
+
+def train_sequence(
+    config: RunConfig,
+    learner: Learner,
+    tasks: list[TaskData],
+    shuffle_rng: np.random.Generator,
+    progress: ProgressCallback | None = None,
+) -> tuple[dict, dict, dict, dict]:
+    """Train the tasks in order; after each, evaluate every task seen so far."""
+    accuracy: dict[str, dict[str, float]] = {}
+    validation: dict[str, dict[str, float]] = {}
+    losses: dict[str, list[float]] = {}
+    wall: dict[str, float] = {}
+    schedule = lr_schedule_for(config)
+    for index, (task_cfg, data) in enumerate(zip(config.tasks, tasks)):
+        if index > 0 and config.learning.optimizer.reset_between_tasks:
+            learner.optimizer.reset()
+        start = time.perf_counter()
+        on_batch = (lambda n, name=data.name: progress(name, n)) if progress else None
+        losses[data.name] = learner.train_epochs(
+            data.train_x,
+            data.train_y,
+            task_cfg.epochs,
+            config.learning.batch_size,
+            shuffle_rng,
+            schedule,
+            on_batch,
+        )
+        wall[f"train:{data.name}"] = time.perf_counter() - start
+        key = f"after:{data.name}"
+        seen = tasks[: index + 1]
+        accuracy[key] = {t.name: learner.evaluate(t.test_x, t.test_y, config.eval_batch_size) for t in seen}
+        validation[key] = {
+            t.name: learner.evaluate(t.val_x, t.val_y, config.eval_batch_size)
+            for t in seen
+            if t.val_x.shape[0] > 0
+        }
+    return accuracy, validation, losses, wall
+
+
+def seed_streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators per purpose, so adding draws to one never shifts another."""
+    names = ("init", "shuffle", "device")
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: np.random.default_rng(child) for name, child in zip(names, children)}
+
+
+def run_experiment(
+    config: RunConfig,
+    progress: ProgressCallback | None = None,
+    store_factory: StoreFactory = ideal_store,
+    observer: TrainingObserver | None = None,
+) -> RunResult:
+    """Train every task of ``config`` in order and measure the accuracy matrix."""
+    tasks = [
+        load_task_data(t, config.data.data_dir, config.data.validation_size) for t in config.tasks
+    ]
+    rngs = seed_streams(config.seed)
+    learner = build_learner(config, rngs["init"], rngs["device"], store_factory, observer)
+    accuracy, validation, losses, wall = train_sequence(config, learner, tasks, rngs["shuffle"], progress)
+    result = RunResult(
+        accuracy=accuracy,
+        validation_accuracy=validation,
+        train_loss=losses,
+        write_counts=learner.store.write_counts(),
+        wall_time_s=wall,
+    )
+    if config.software_baseline:
+        result.baseline_accuracy = software_baseline(config, tasks, store_factory, accuracy)
+    return result
+
+
+def software_baseline(
+    config: RunConfig,
+    tasks: list[TaskData],
+    store_factory: StoreFactory,
+    accuracy: dict[str, dict[str, float]],
+) -> dict[str, dict[str, float]]:
+    """Accuracy matrix of the same network, seed and data without hardware effects.
+
+    The baseline replays the run's own random streams (same initial weights, same batch
+    order), so the difference to the run is the hardware alone. A run that already has no
+    hardware effects is its own baseline.
+    """
+    if store_factory is ideal_store:
+        return accuracy
+    rngs = seed_streams(config.seed)
+    baseline = build_learner(config, rngs["init"], rngs["device"])
+    return train_sequence(config, baseline, tasks, rngs["shuffle"])[0]
+
+
+def batches_per_task(config: RunConfig, train_sizes: list[int]) -> int:
+    """Total training batches of a run (for progress bars)."""
+    return sum(
+        t.epochs * max(1, n // config.learning.batch_size) for t, n in zip(config.tasks, train_sizes)
+    )

@@ -1,0 +1,87 @@
+"""Weight quantizer: maps high-precision hidden weights W_H to one of L levels.
+
+The level set is uniform symmetric by default, Q_k = -1 + k * 2/(L-1) for k = 0..L-1, so
+L = 2 gives the binary weights {-1, +1} of a BNN and L = 3 the ternary {-1, 0, +1}. Any
+strictly increasing level set may be given. A hidden weight maps to the nearest level
+(decision thresholds at the interval midpoints); values beyond the outer levels clip to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def uniform_levels(levels: int) -> np.ndarray:
+    """The uniform symmetric level set in [-1, 1] with ``levels`` entries (float64)."""
+    if levels < 2:
+        raise ValueError(f"a quantizer needs at least 2 levels, got {levels}")
+    return np.linspace(-1.0, 1.0, levels)
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """Nearest-level quantizer over a strictly increasing set of level values."""
+
+    values: np.ndarray
+    thresholds: np.ndarray = field(init=False, repr=False)
+    intervals: np.ndarray = field(init=False, repr=False)
+    uniform_step: float | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float64)
+        if values.ndim != 1 or values.size < 2:
+            raise ValueError("a quantizer needs at least 2 level values")
+        if np.any(np.diff(values) <= 0) or not np.all(np.isfinite(values)):
+            raise ValueError("level values must be finite and strictly increasing")
+        intervals = np.diff(values)
+        uniform = bool(np.allclose(intervals, intervals[0], rtol=1e-9, atol=0.0))
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "intervals", intervals)
+        object.__setattr__(self, "thresholds", (values[1:] + values[:-1]) / 2.0)
+        object.__setattr__(self, "uniform_step", float(intervals[0]) if uniform else None)
+
+    @classmethod
+    def from_config(cls, levels: int, level_values: list[float] | None = None) -> "Quantizer":
+        values = uniform_levels(levels) if level_values is None else np.asarray(level_values)
+        return cls(values)
+
+    @property
+    def levels(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def bits(self) -> int:
+        """Bits needed to address one level (ceil(log2 L))."""
+        return int(np.ceil(np.log2(self.levels)))
+
+    def level_index(self, hidden: np.ndarray) -> np.ndarray:
+        """Index (uint8 for L <= 256) of the nearest level of every hidden weight."""
+        if self.uniform_step is not None:
+            # floor(x + 1/2) sends ties upwards, like searchsorted(side="right") below.
+            index = (hidden - self.values[0]) * (1.0 / self.uniform_step) + 0.5
+            np.floor(index, out=index)
+            np.clip(index, 0, self.levels - 1, out=index)
+        else:
+            index = np.searchsorted(self.thresholds, hidden, side="right")
+        return index.astype(np.uint8 if self.levels <= 256 else np.int32)
+
+    def dequantize(self, index: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """Level values of an index array."""
+        return self.values.astype(dtype)[index]
+
+    def quantize(self, hidden: np.ndarray) -> np.ndarray:
+        """Nearest level value of every hidden weight, in the hidden weights' dtype."""
+        return self.dequantize(self.level_index(hidden), dtype=hidden.dtype)
+
+    def interval_width(self, hidden: np.ndarray) -> np.ndarray | float:
+        """Width I_i = Q_{i+1} - Q_i of the interval [Q_i, Q_{i+1}] holding each weight.
+
+        Weights beyond the outer levels take the outermost interval's width.
+        """
+        if self.uniform_step is not None:
+            return self.uniform_step
+        position = np.searchsorted(self.values, hidden, side="right") - 1
+        np.clip(position, 0, self.levels - 2, out=position)
+        return self.intervals[position]

@@ -1,0 +1,73 @@
+"""Where the quantized weights live: the interface between the learning rule and the devices.
+
+A store turns the hidden weights kept by the digital unit into the weights the network
+computes with. :class:`QuantizedStore` is the ideal multi-level memory (exact levels, every
+level change counted as one write); the device model of :mod:`archsim.devices` implements the
+same interface with conductances, programming variability, read noise and endurance.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from archsim.learning.quantizer import Quantizer
+
+
+class WeightStore(Protocol):
+    """Holds one weight array per layer; reading may be noisy, committing may cost writes."""
+
+    def read(self, layer: int) -> np.ndarray:
+        """Weights (in, out) used for the next matrix products of ``layer``."""
+        ...
+
+    def commit(self, layer: int, hidden: np.ndarray) -> int:
+        """Store the quantized image of updated hidden weights; return devices written."""
+        ...
+
+    def write_counts(self) -> list[np.ndarray]:
+        """Per-weight count of writes (level changes) since creation, one array per layer."""
+        ...
+
+
+class FloatStore:
+    """Unquantized weights: the float32 baseline reads the hidden weights directly."""
+
+    def __init__(self, hidden: list[np.ndarray]) -> None:
+        self._hidden = hidden
+        self._counts = [np.zeros(w.shape, dtype=np.uint32) for w in hidden]
+
+    def read(self, layer: int) -> np.ndarray:
+        return self._hidden[layer]
+
+    def commit(self, layer: int, hidden: np.ndarray) -> int:
+        self._hidden[layer] = hidden
+        return 0
+
+    def write_counts(self) -> list[np.ndarray]:
+        return self._counts
+
+
+class QuantizedStore:
+    """Ideal multi-level memory: exact level values, one write per level change."""
+
+    def __init__(self, hidden: list[np.ndarray], quantizer: Quantizer) -> None:
+        self.quantizer = quantizer
+        self.level_index = [quantizer.level_index(w) for w in hidden]
+        self._weights = [quantizer.dequantize(i) for i in self.level_index]
+        self._counts = [np.zeros(w.shape, dtype=np.uint32) for w in hidden]
+
+    def read(self, layer: int) -> np.ndarray:
+        return self._weights[layer]
+
+    def commit(self, layer: int, hidden: np.ndarray) -> int:
+        new_index = self.quantizer.level_index(hidden)
+        changed = new_index != self.level_index[layer]
+        self._counts[layer] += changed
+        self.level_index[layer] = new_index
+        self._weights[layer] = self.quantizer.dequantize(new_index)
+        return int(np.count_nonzero(changed))
+
+    def write_counts(self) -> list[np.ndarray]:
+        return self._counts

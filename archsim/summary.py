@@ -1,0 +1,54 @@
+"""The run summary: one JSON document per run, extended section by section.
+
+``summary.json`` is byte-reproducible for a given configuration and seed (sorted keys, no
+wall-clock times); timings go to ``timing.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from archsim import __version__
+from archsim.config import RunConfig
+from archsim.experiment import RunResult
+
+
+def rounded_matrix(matrix: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {after: {task: round(acc, 6) for task, acc in row.items()} for after, row in matrix.items()}
+
+
+def write_statistics(counts: list[np.ndarray], pulses: list[np.ndarray] | None = None,
+                     stuck: int = 0) -> dict[str, Any]:
+    """Totals of the per-device write counters (a write = one level change of one device)."""
+    total = int(sum(int(c.sum(dtype=np.int64)) for c in counts))
+    devices = int(sum(c.size for c in counts))
+    maximum = int(max((int(c.max()) for c in counts if c.size), default=0))
+    pulses_total = total if pulses is None else int(sum(int(p.sum(dtype=np.int64)) for p in pulses))
+    return {
+        "total": total,
+        "max_per_device": maximum,
+        "mean_per_device": round(total / devices, 6) if devices else 0.0,
+        "pulses_total": pulses_total,
+        "stuck_devices": int(stuck),
+        "devices": devices,
+    }
+
+
+def build_summary(config: RunConfig, result: RunResult) -> dict[str, Any]:
+    """Accuracy (and the other sections present in ``result``) as a JSON-ready dict."""
+    summary: dict[str, Any] = {
+        "archsim_version": __version__,
+        "workload": config.name,
+        "seed": config.seed,
+        "rule": config.learning.rule,
+        "m_star": config.learning.m_star,
+        "accuracy": rounded_matrix(result.accuracy),
+        "validation_accuracy": rounded_matrix(result.validation_accuracy),
+        "train_loss": {task: [round(x, 6) for x in losses] for task, losses in result.train_loss.items()},
+        "writes": write_statistics(result.write_counts),
+    }
+    if result.baseline_accuracy is not None:
+        summary["baseline_accuracy"] = rounded_matrix(result.baseline_accuracy)
+    return summary

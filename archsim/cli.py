@@ -107,6 +107,10 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     )
 
 
+def is_usage_error(exc: BaseException) -> bool:
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning user errors into one line."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -131,15 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("archsim: error: aborted", err=True)
         return 1
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            if debug:
-                raise
-            typer.echo(f"archsim: error: {exc.format_message()}; see --help", err=True)
-            return exc.exit_code
-        raise
+    except Exception as exc:
+        # Usage errors of the click version typer ships (typer may vendor its own click).
+        if not is_usage_error(exc) or debug:
+            raise
+        typer.echo(f"archsim: error: {exc.format_message().rstrip('.')}; see --help", err=True)  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
     return 0
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from archsim.config import RunConfig
 from archsim.config.workload import TaskConfig
 from archsim.data import load_split
-from archsim.learning.network import Mlp
+from archsim.learning.network import IdealMvm, Mlp, Mvm
 from archsim.learning.optimizer import Adam
 from archsim.learning.storage import FloatStore, QuantizedStore, WeightStore
 from archsim.learning.trainer import (
@@ -95,6 +95,7 @@ def build_learner(
     device_rng: np.random.Generator,
     store_factory: StoreFactory = ideal_store,
     observer: TrainingObserver | None = None,
+    mvm: Mvm | None = None,
 ) -> Learner:
     """Network, weight store, optimizer and meta-function as the configuration says."""
     sizes = (INPUT_SIZE, *config.model.hidden, N_CLASSES)
@@ -105,6 +106,7 @@ def build_learner(
         bn_eps=config.model.bn_eps,
         sign_hidden=config.model.activation == "sign",
     )
+    net.mvm = mvm or IdealMvm()
     opt_cfg = config.learning.optimizer
     optimizer = Adam(
         lr=opt_cfg.lr,
@@ -182,13 +184,18 @@ def run_experiment(
     progress: ProgressCallback | None = None,
     store_factory: StoreFactory = ideal_store,
     observer: TrainingObserver | None = None,
+    mvm: Mvm | None = None,
 ) -> RunResult:
-    """Train every task of ``config`` in order and measure the accuracy matrix."""
+    """Train every task of ``config`` in order and measure the accuracy matrix.
+
+    ``store_factory`` (device model), ``observer`` (architecture engine) and ``mvm``
+    (circuit effects on the matrix products) attach the hardware; the defaults are ideal.
+    """
     tasks = [
         load_task_data(t, config.data.data_dir, config.data.validation_size) for t in config.tasks
     ]
     rngs = seed_streams(config.seed)
-    learner = build_learner(config, rngs["init"], rngs["device"], store_factory, observer)
+    learner = build_learner(config, rngs["init"], rngs["device"], store_factory, observer, mvm)
     accuracy, validation, losses, wall = train_sequence(config, learner, tasks, rngs["shuffle"], progress)
     result = RunResult(
         accuracy=accuracy,
@@ -198,7 +205,7 @@ def run_experiment(
         wall_time_s=wall,
     )
     if config.software_baseline:
-        result.baseline_accuracy = software_baseline(config, tasks, store_factory, accuracy)
+        result.baseline_accuracy = software_baseline(config, tasks, store_factory, mvm, accuracy)
     return result
 
 
@@ -206,6 +213,7 @@ def software_baseline(
     config: RunConfig,
     tasks: list[TaskData],
     store_factory: StoreFactory,
+    mvm: Mvm | None,
     accuracy: dict[str, dict[str, float]],
 ) -> dict[str, dict[str, float]]:
     """Accuracy matrix of the same network, seed and data without hardware effects.
@@ -214,7 +222,7 @@ def software_baseline(
     order), so the difference to the run is the hardware alone. A run that already has no
     hardware effects is its own baseline.
     """
-    if store_factory is ideal_store:
+    if store_factory is ideal_store and mvm is None:
         return accuracy
     rngs = seed_streams(config.seed)
     baseline = build_learner(config, rngs["init"], rngs["device"])

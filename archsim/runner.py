@@ -31,22 +31,21 @@ def total_training_images(config: RunConfig) -> int:
 
 def execute(config: RunConfig, show_progress: bool = False) -> tuple[dict[str, Any], RunResult]:
     """Run the experiment and build its summary (no files written)."""
-    bar = tqdm(
-        total=total_training_images(config),
-        unit="img",
-        unit_scale=True,
-        disable=not show_progress,
-        dynamic_ncols=True,
-    )
+    bars: list[tqdm] = []
 
     def progress(task: str, images: int) -> None:
-        bar.set_description(task, refresh=False)
-        bar.update(images)
+        # Created on the first batch, so errors while loading data print no empty bar.
+        if not bars:
+            bars.append(tqdm(total=total_training_images(config), unit="img", unit_scale=True,
+                             disable=not show_progress, dynamic_ncols=True))
+        bars[0].set_description(task, refresh=False)
+        bars[0].update(images)
 
     try:
         result = run_experiment(config, progress=progress)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
     return build_summary(config, result), result
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import Field
 
+from archsim.config.device import DeviceConfig
+from archsim.config.hardware import HardwareConfig
 from archsim.config.loader import (
     apply_overrides,
     read_yaml_mapping,
@@ -31,6 +33,11 @@ class RunConfig(WorkloadConfig):
     """Everything one run needs; written as ``config.yaml`` next to its results."""
 
     seed: int = Field(default=0, ge=0, lt=2**63, description="Seed of every random draw of the run.")
+    hardware: HardwareConfig | None = Field(
+        default=None,
+        description="The chip (devices, tiles, converters, DPU, interconnect); None trains the "
+        "network in software only (no device effects, no latency or energy).",
+    )
 
 
 def load_run_config(
@@ -54,6 +61,8 @@ def load_run_config(
 __all__ = [
     "AdamConfig",
     "DataConfig",
+    "DeviceConfig",
+    "HardwareConfig",
     "LearningConfig",
     "ModelConfig",
     "RunConfig",

@@ -8,11 +8,31 @@ same interface with conductances, programming variability, read noise and endura
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from archsim.learning.quantizer import Quantizer
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """What storing one layer's updated weights cost.
+
+    ``changed`` marks the devices (weights) whose level changed and were written;
+    ``pulses`` is the number of programming pulses each of them took (None: one pulse per
+    write, the ideal device); ``energy_j`` is the programming energy in joules (0 when the
+    store has no device model and the hardware model prices the writes itself).
+    """
+
+    changed: np.ndarray
+    pulses: np.ndarray | None = None
+    energy_j: float = 0.0
+
+    @property
+    def writes(self) -> int:
+        return int(np.count_nonzero(self.changed))
 
 
 class WeightStore(Protocol):
@@ -22,8 +42,8 @@ class WeightStore(Protocol):
         """Weights (in, out) used for the next matrix products of ``layer``."""
         ...
 
-    def commit(self, layer: int, hidden: np.ndarray) -> int:
-        """Store the quantized image of updated hidden weights; return devices written."""
+    def commit(self, layer: int, hidden: np.ndarray) -> CommitReport:
+        """Store the quantized image of updated hidden weights; report what was written."""
         ...
 
     def write_counts(self) -> list[np.ndarray]:
@@ -41,9 +61,9 @@ class FloatStore:
     def read(self, layer: int) -> np.ndarray:
         return self._hidden[layer]
 
-    def commit(self, layer: int, hidden: np.ndarray) -> int:
+    def commit(self, layer: int, hidden: np.ndarray) -> CommitReport:
         self._hidden[layer] = hidden
-        return 0
+        return CommitReport(changed=np.zeros(hidden.shape, dtype=bool))
 
     def write_counts(self) -> list[np.ndarray]:
         return self._counts
@@ -61,13 +81,13 @@ class QuantizedStore:
     def read(self, layer: int) -> np.ndarray:
         return self._weights[layer]
 
-    def commit(self, layer: int, hidden: np.ndarray) -> int:
+    def commit(self, layer: int, hidden: np.ndarray) -> CommitReport:
         new_index = self.quantizer.level_index(hidden)
         changed = new_index != self.level_index[layer]
         self._counts[layer] += changed
         self.level_index[layer] = new_index
         self._weights[layer] = self.quantizer.dequantize(new_index)
-        return int(np.count_nonzero(changed))
+        return CommitReport(changed=changed)
 
     def write_counts(self) -> list[np.ndarray]:
         return self._counts

@@ -16,7 +16,7 @@ from archsim.learning.meta import bnn_meta_factor, qnn_meta_factor
 from archsim.learning.network import Mlp, softmax_cross_entropy
 from archsim.learning.optimizer import Adam, MetaFactor
 from archsim.learning.quantizer import Quantizer
-from archsim.learning.storage import WeightStore
+from archsim.learning.storage import CommitReport, WeightStore
 
 BatchCallback = Callable[[int], None]
 
@@ -28,8 +28,8 @@ class TrainingObserver:
     inference, training and write-verify dataflow of each batch.
     """
 
-    def on_train_batch(self, batch_size: int, writes_per_layer: list[int]) -> None:
-        """Called after the weights of a training batch are committed."""
+    def on_train_batch(self, batch_size: int, commits: list[CommitReport]) -> None:
+        """Called after the weights of a training batch are committed (one report per layer)."""
 
     def on_eval_batch(self, batch_size: int) -> None:
         """Called after an inference batch."""
@@ -78,7 +78,7 @@ class Learner:
         loss, grad_logits = softmax_cross_entropy(logits, y)
         grads = self.net.backward(caches, grad_logits, weights)
         self.optimizer.begin_step()
-        writes = []
+        commits = []
         for layer in range(self.net.n_layers):
             hidden = self.net.hidden[layer]
             self.optimizer.update(3 * layer, hidden, grads.weights[layer], self.meta, lr_scale)
@@ -86,8 +86,8 @@ class Learner:
                 np.clip(hidden, -self.hidden_clip, self.hidden_clip, out=hidden)
             self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
             self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)
-            writes.append(self.store.commit(layer, hidden))
-        self.observer.on_train_batch(x.shape[0], writes)
+            commits.append(self.store.commit(layer, hidden))
+        self.observer.on_train_batch(x.shape[0], commits)
         return loss
 
     def train_epochs(

@@ -1,9 +1,15 @@
-"""``archsim run``: execute one configuration and write its result folder atomically."""
+"""``archsim run``: attach the hardware, execute one configuration, write its result folder.
+
+Attaching the hardware means: the device model becomes the weight store (every level change
+programs devices), and the architecture engine (when the hardware describes a chip) observes
+every batch and supplies the circuit's matrix products.
+"""
 
 from __future__ import annotations
 
 import json
 import platform
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +17,39 @@ import numpy as np
 from tqdm import tqdm
 
 from archsim.config import RunConfig, to_yaml
-from archsim.experiment import RunResult, run_experiment
+from archsim.experiment import RunResult, StoreFactory, ideal_store, run_experiment
 from archsim.io import atomic_write_json, atomic_write_npz, atomic_write_text, staged_directory
+from archsim.learning.storage import WeightStore
 from archsim.summary import build_summary
 
 TRAIN_IMAGES_PER_DATASET = 60_000
+
+
+@dataclass
+class HardwareAttachment:
+    """The hardware hooks of one run and what they recorded."""
+
+    store_factory: StoreFactory = ideal_store
+    stores: list[WeightStore] = field(default_factory=list)
+
+    @classmethod
+    def for_config(cls, config: RunConfig) -> "HardwareAttachment":
+        attachment = cls()
+        if config.hardware is not None:
+            from archsim.devices import make_device_store
+
+            def capture(cfg: RunConfig, hidden: list[np.ndarray], rng: np.random.Generator) -> WeightStore:
+                store = make_device_store(cfg, hidden, rng)
+                attachment.stores.append(store)
+                return store
+
+            attachment.store_factory = capture
+        return attachment
+
+    @property
+    def device_store(self) -> Any | None:
+        """The device store of the run (None without hardware)."""
+        return self.stores[0] if self.stores else None
 
 
 def total_training_images(config: RunConfig) -> int:
@@ -29,8 +63,10 @@ def total_training_images(config: RunConfig) -> int:
     return total
 
 
-def execute(config: RunConfig, show_progress: bool = False) -> tuple[dict[str, Any], RunResult]:
-    """Run the experiment and build its summary (no files written)."""
+def execute(
+    config: RunConfig, show_progress: bool = False
+) -> tuple[dict[str, Any], RunResult, HardwareAttachment]:
+    """Run the experiment with its hardware and build the summary (no files written)."""
     bars: list[tqdm] = []
 
     def progress(task: str, images: int) -> None:
@@ -41,21 +77,36 @@ def execute(config: RunConfig, show_progress: bool = False) -> tuple[dict[str, A
         bars[0].set_description(task, refresh=False)
         bars[0].update(images)
 
+    hardware = HardwareAttachment.for_config(config)
     try:
-        result = run_experiment(config, progress=progress)
+        result = run_experiment(config, progress=progress, store_factory=hardware.store_factory)
     finally:
         for bar in bars:
             bar.close()
-    return build_summary(config, result), result
+    return build_summary(config, result, hardware.device_store), result, hardware
 
 
-def write_results(out_dir: Path, config: RunConfig, summary: dict[str, Any], result: RunResult) -> None:
+def device_arrays(result: RunResult, store: Any | None) -> dict[str, np.ndarray]:
+    """Per-device arrays saved with a run: write counts, and pulses / stuck masks of devices."""
+    arrays = {f"layer{i}.writes": counts for i, counts in enumerate(result.write_counts)}
+    if store is not None:
+        for i, planes in enumerate(store.device_pulse_counts()):
+            for j, pulses in enumerate(planes):
+                arrays[f"layer{i}.pulses{j}"] = pulses
+        snapshot = store.conductance_snapshot()
+        arrays.update({k: v for k, v in snapshot.items() if ".stuck" in k or ".g" in k or ".state" in k})
+        arrays["state_g_s"] = snapshot["state_g_s"]
+        arrays["level_values"] = snapshot["level_values"]
+    return arrays
+
+
+def write_results(
+    out_dir: Path, config: RunConfig, summary: dict[str, Any], result: RunResult,
+    hardware: HardwareAttachment,
+) -> None:
     """Every result file of a run, each written atomically into ``out_dir``."""
     atomic_write_text(out_dir / "config.yaml", to_yaml(config))
-    atomic_write_npz(
-        out_dir / "write_counts.npz",
-        {f"layer{i}": counts for i, counts in enumerate(result.write_counts)},
-    )
+    atomic_write_npz(out_dir / "devices.npz", device_arrays(result, hardware.device_store))
     atomic_write_json(
         out_dir / "timing.json",
         {"wall_time_s": {k: round(v, 3) for k, v in result.wall_time_s.items()},
@@ -67,9 +118,9 @@ def write_results(out_dir: Path, config: RunConfig, summary: dict[str, Any], res
 
 def execute_run(config: RunConfig, out_dir: Path, show_progress: bool = True) -> dict[str, Any]:
     """Run and write ``out_dir`` as a whole: it appears complete or not at all."""
-    summary, result = execute(config, show_progress)
+    summary, result, hardware = execute(config, show_progress)
     with staged_directory(out_dir) as staging:
-        write_results(staging, config, summary, result)
+        write_results(staging, config, summary, result, hardware)
     return summary
 
 

@@ -32,12 +32,33 @@ def write_statistics(counts: list[np.ndarray], pulses: list[np.ndarray] | None =
         "mean_per_device": round(total / devices, 6) if devices else 0.0,
         "pulses_total": pulses_total,
         "stuck_devices": int(stuck),
-        "devices": devices,
+        "weights": devices,
     }
 
 
-def build_summary(config: RunConfig, result: RunResult) -> dict[str, Any]:
-    """Accuracy (and the other sections present in ``result``) as a JSON-ready dict."""
+def device_write_statistics(stats: dict[str, Any]) -> dict[str, Any]:
+    """The ``writes`` section from a device store's statistics."""
+    return {
+        "total": stats["writes_total"],
+        "max_per_device": stats["writes_max_per_weight"],
+        "mean_per_device": round(stats["writes_mean_per_weight"], 6),
+        "pulses_total": stats["pulses_total"],
+        "stuck_devices": stats["stuck_devices"],
+        "weights": stats["weights"],
+    }
+
+
+def rounded(value: Any) -> Any:
+    """Floats to 12 significant digits, so summaries are stable across BLAS builds' last bits."""
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value
+
+
+def build_summary(config: RunConfig, result: RunResult, device_store: Any | None = None) -> dict[str, Any]:
+    """Accuracy, writes (and the device statistics when a device model ran) as a JSON-ready dict."""
     summary: dict[str, Any] = {
         "archsim_version": __version__,
         "workload": config.name,
@@ -49,6 +70,10 @@ def build_summary(config: RunConfig, result: RunResult) -> dict[str, Any]:
         "train_loss": {task: [round(x, 6) for x in losses] for task, losses in result.train_loss.items()},
         "writes": write_statistics(result.write_counts),
     }
+    if device_store is not None:
+        stats = device_store.statistics()
+        summary["writes"] = device_write_statistics(stats)
+        summary["device"] = {"name": config.hardware.device.name, **rounded(stats)}
     if result.baseline_accuracy is not None:
         summary["baseline_accuracy"] = rounded_matrix(result.baseline_accuracy)
     return summary

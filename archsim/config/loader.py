@@ -32,7 +32,6 @@ def resolve_preset_path(path_or_name: str | Path, kind: str) -> Path:
     if path.is_file():
         return path
     candidates = [PRESET_DIR / kind / path, PRESET_DIR / kind / f"{path}.yaml"]
-    candidates += [PRESET_DIR / kind / sub / f"{path}.yaml" for sub in ("devices",)]
     for candidate in candidates:
         if candidate.is_file():
             return candidate

@@ -1,0 +1,82 @@
+"""Memory footprint of a metaplastic network on chip, and its ratio to the BNN design.
+
+Bits are counted as the paper counts them (D'Agostino et al. 2023, after Laborieux et al.
+2021): every weight has a quantized copy in memristor cells (log2 L bits of information,
+held by ``cells_per_weight`` physical devices) and a hidden copy in the digital unit's SRAM
+(``hidden_bits``). Batch-norm parameters and activation buffers are added; the optimizer's
+moments are reported separately because the paper's arithmetic leaves them out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+BNN_REFERENCE_SIZES = (784, 4096, 4096, 10)
+"""Laborieux et al. 2021, MNIST -> Fashion-MNIST network (public code, MIT)."""
+
+BNN_HIDDEN_BITS = 32
+"""Laborieux et al. 2021 keep float32 hidden weights."""
+
+
+@dataclass(frozen=True)
+class MemoryFootprint:
+    """Bits held by one network on chip."""
+
+    weights: int
+    rram_cells: int
+    rram: int
+    dpu: int
+    batchnorm: int
+    buffers: int
+    optimizer_state: int
+    total: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def weight_count(sizes: tuple[int, ...]) -> int:
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def footprint(
+    sizes: tuple[int, ...],
+    levels: int,
+    hidden_bits: int,
+    cells_per_weight: int = 1,
+    buffer_bits: int | None = None,
+    bn_bits: int = 32,
+    optimizer_bits_per_weight: int = 64,
+) -> MemoryFootprint:
+    """Footprint of an MLP with ``sizes`` stored as ``levels``-level devices.
+
+    rram = weights * log2(levels) bits of information in ``weights * cells_per_weight``
+    devices; dpu = weights * hidden_bits; batch-norm = 2 parameters per neuron at ``bn_bits``;
+    buffers default to one image's activations at every layer boundary (32-bit).
+    """
+    weights = weight_count(sizes)
+    rram = int(math.ceil(weights * math.log2(levels)))
+    dpu = weights * hidden_bits
+    batchnorm = 2 * sum(sizes[1:]) * bn_bits
+    buffers = sum(sizes) * 32 if buffer_bits is None else buffer_bits
+    return MemoryFootprint(
+        weights=weights,
+        rram_cells=weights * cells_per_weight,
+        rram=rram,
+        dpu=dpu,
+        batchnorm=batchnorm,
+        buffers=buffers,
+        optimizer_state=weights * optimizer_bits_per_weight,
+        total=rram + dpu + batchnorm + buffers,
+    )
+
+
+def bnn_reference_footprint() -> MemoryFootprint:
+    """The BNN metaplasticity design: 784-4096-4096-10, 1-bit devices, float32 hidden weights."""
+    return footprint(BNN_REFERENCE_SIZES, levels=2, hidden_bits=BNN_HIDDEN_BITS)
+
+
+def paper_formula_bits(sizes: tuple[int, ...], device_bits: float, hidden_bits: int) -> int:
+    """The paper's arithmetic: weights * (device bits + hidden bits), nothing else."""
+    return int(round(weight_count(sizes) * (device_bits + hidden_bits)))

@@ -113,7 +113,10 @@ def is_usage_error(exc: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: run the app, turning user errors into one line."""
+    # Our own exception rather than KeyboardInterrupt, which typer swallows into exit 130
+    # without a message; installing it also undoes a parent's 'ignore SIGINT' (nohup, '&').
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         app(args=argv, standalone_mode=False)
@@ -142,6 +145,42 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"archsim: error: {exc.format_message().rstrip('.')}; see --help", err=True)  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 2))
     return 0
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep YAML file (see docs/sweeps.md).")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Result folder (default: the spec's output, sweeps-out/<name>).")
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option("--workers", min=0, help="Local Dask worker processes (default: CPU count); 0 = serial."),
+    ] = None,
+    scheduler: Annotated[
+        Optional[str], typer.Option("--scheduler", help="Run on an existing Dask scheduler, tcp://host:port.")
+    ] = None,
+    serial: Annotated[bool, typer.Option("--serial", help="Run in this process, without Dask.")] = False,
+    collect: Annotated[
+        bool, typer.Option("--collect", help="Only rewrite results.parquet from the finished points.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate every point and count what would run; run nothing.")
+    ] = False,
+    connect_timeout: Annotated[
+        float, typer.Option("--connect-timeout", min=0.1, help="Seconds to wait for --scheduler.")
+    ] = 10.0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Run a design-space sweep on Dask; resumable (finished points are skipped).
+
+    Exit code 0 if every point is ok, 6 if some failed (recorded in results.parquet).
+    """
+    from archsim.sweep.execute import sweep_command
+
+    sweep_command(
+        spec, out, workers, scheduler, serial, collect, dry_run, quiet, typer.echo, connect_timeout
+    )
 
 
 if __name__ == "__main__":

@@ -122,8 +122,18 @@ def build_learner(
         optimizer=optimizer,
         meta=make_meta_factor(config.learning, quantizer),
         hidden_clip=config.learning.hidden_clip,
+        bn_trainable=bn_trainable(config.model.bn_affine, net.n_layers),
         observer=observer or TrainingObserver(),
     )
+
+
+def bn_trainable(mode: str, n_layers: int) -> tuple[bool, ...]:
+    """Which layers' batch-norm scale and shift are trained."""
+    if mode == "all":
+        return (True,) * n_layers
+    if mode == "output":
+        return (False,) * (n_layers - 1) + (True,)
+    return (False,) * n_layers
 
 
 def lr_schedule_for(config: RunConfig) -> Callable[[float], float]:

@@ -64,6 +64,12 @@ class ModelConfig(StrictModel):
         "(same units as the levels).",
     )
     bn_eps: float = Field(default=1e-5, gt=0, description="Batch-norm variance floor.")
+    bn_affine: Literal["all", "output", "none"] = Field(
+        default="all",
+        description="Which batch-norm layers learn a scale and shift: every layer, only the "
+        "output layer, or none (fixed unit scale, zero shift). Un-attenuated batch-norm "
+        "parameters are shared by all tasks, so each one trained is a path for forgetting.",
+    )
     activation: Literal["sign", "tanh"] = Field(
         default="sign",
         description="Hidden activation: 'sign' (binary, straight-through estimator) or 'tanh' "

@@ -66,6 +66,7 @@ class Learner:
     optimizer: Adam
     meta: MetaFactor | None = None
     hidden_clip: float | None = None
+    bn_trainable: tuple[bool, ...] | None = None
     observer: TrainingObserver = field(default_factory=TrainingObserver)
 
     def current_weights(self) -> list[np.ndarray]:
@@ -84,8 +85,9 @@ class Learner:
             self.optimizer.update(3 * layer, hidden, grads.weights[layer], self.meta, lr_scale)
             if self.hidden_clip is not None:
                 np.clip(hidden, -self.hidden_clip, self.hidden_clip, out=hidden)
-            self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
-            self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)
+            if self.bn_trainable is None or self.bn_trainable[layer]:
+                self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
+                self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)
             commits.append(self.store.commit(layer, hidden))
         self.observer.on_train_batch(x.shape[0], commits)
         return loss

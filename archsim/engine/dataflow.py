@@ -1,0 +1,349 @@
+"""SimPy processes of the dataflow of one mini-batch, phase by phase.
+
+Resources of one simulation: per tile a read stage (array + DACs) and a convert stage
+(ADC bank + shift-and-add), each capacity 1; the DPU's arithmetic lanes (capacity 1: one
+vector operation at a time); every interconnect link (see :mod:`archsim.interconnect.network`).
+
+Phases (each ends when all its work is done: batch-statistics batch-norm needs the whole
+batch's pre-activations before any activation of a layer exists, so layers are a barrier):
+
+* forward / eval, per layer: each tile streams the batch through four pipelined stages --
+  input delivery (gbuf or DPU -> tile), array read, conversion, partial-sum delivery to the DPU
+  and its accumulation -- so images overlap across stages and tiles work in parallel; then
+  batch-norm and the activation on the DPU.
+* backward: loss gradient; per layer from the last: batch-norm backward, the outer-product
+  gradient (B x n_in x n_out MACs on the DPU) in parallel with the error propagation
+  (digital MACs on the DPU, or a transposed read on the tiles).
+* update: Adam + meta-function + re-quantisation of every hidden weight on the DPU.
+* write: the DPU sends each tile its list of level changes; each tile write-verifies them
+  (tiles in parallel; see :mod:`archsim.hw.programming`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import simpy
+
+from archsim.engine.ledger import Ledger
+from archsim.engine.trace import Tracer
+from archsim.hw.chip import Chip
+from archsim.interconnect.network import Network
+from archsim.interconnect.topology import tile_node
+from archsim.mapping.mapper import NetworkMapping, TileAssignment
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the schedule needs to know about the network and its learning rule."""
+
+    sizes: tuple[int, ...]
+    sign_hidden: bool
+    quantized: bool
+    meta: bool
+    levels: int
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+
+@dataclass(frozen=True)
+class TileWrite:
+    """Level changes one tile must program in a batch."""
+
+    tile_id: int
+    changes: int
+    pulses: int
+    steps: int  # sequential pulse-and-verify steps (row-parallel: sum of row maxima)
+
+
+class Sim:
+    """One SimPy environment with the chip's resources, recording into a ledger."""
+
+    def __init__(self, chip: Chip, mapping: NetworkMapping, network: Network, model: ModelInfo,
+                 ledger: Ledger, tracer: Tracer | None) -> None:
+        self.env = simpy.Environment()
+        self.chip = chip
+        self.mapping = mapping
+        self.network = network
+        self.model = model
+        self.ledger = ledger
+        self.tracer = tracer
+        self.px = chip.period_ps["crossbar"]
+        self.pd = chip.period_ps["dpu"]
+        self.pn = chip.period_ps["interconnect"]
+        self.read_stage: dict[int, simpy.Resource] = {}
+        self.convert_stage: dict[int, simpy.Resource] = {}
+        self.dpu = simpy.Resource(self.env, capacity=1)
+        self.links: dict[tuple[str, str], simpy.Resource] = {}
+
+    # ---- primitives --------------------------------------------------------------------
+    def _res(self, table: dict[int, simpy.Resource], tile: int) -> simpy.Resource:
+        res = table.get(tile)
+        if res is None:
+            res = table[tile] = simpy.Resource(self.env, capacity=1)
+        return res
+
+    def transfer(self, src: str, dst: str, bits: int, phase: str, packets: int = 1) -> Generator:
+        """Send ``packets`` packets of ``bits`` bits each."""
+        if bits <= 0 or packets <= 0:
+            return
+        start = self.env.now
+        cycles = yield from self.network.transfer(self.env, self.links, src, dst, bits, packets)
+        hops = self.network.route(src, dst).hops
+        self.ledger.add("interconnect", "bit_hop", phase, bits * packets * hops, cycles * hops)
+        if self.tracer is not None:
+            self.tracer.span("interconnect", f"{src}->{dst}", "transfer", phase, start, self.env.now)
+
+    def dpu_work(self, phase: str, label: str, mults: int, adds: int) -> Generator:
+        ops = mults + adds
+        if ops <= 0:
+            return
+        n = self.chip.dpu.op_cycles(ops)
+        with self.dpu.request() as req:
+            yield req
+            start = self.env.now
+            yield self.env.timeout(n * self.pd)
+        if mults:
+            self.ledger.add("dpu", "mult", phase, mults)
+        if adds:
+            self.ledger.add("dpu", "add", phase, adds)
+        self.ledger.add("dpu", label, phase, 0, n)
+        if self.tracer is not None:
+            self.tracer.span("dpu", "dpu", label, phase, start, self.env.now)
+
+    def sram(self, phase: str, read_bits: int = 0, write_bits: int = 0) -> None:
+        if read_bits:
+            self.ledger.add("sram", "read_bit", phase, read_bits)
+        if write_bits:
+            self.ledger.add("sram", "write_bit", phase, write_bits)
+
+    # ---- one tile streaming a batch ------------------------------------------------------
+    def tokens(self, batch: int) -> list[int]:
+        """Images per SimPy token: the batch cut into equal groups (see images_per_token)."""
+        per = self.chip.hw.images_per_token
+        if per is None:
+            per = -(-batch // self.chip.hw.max_tokens_per_batch)
+        per = max(1, min(per, batch))
+        full, rest = divmod(batch, per)
+        return [per] * full + ([rest] if rest else [])
+
+    def tile_stream(self, t: TileAssignment, batch: int, op, src: str, in_bits: int,
+                    out_bits: int, acc_adds: int, phase: str, label: str) -> Generator:
+        """Stream the batch through one tile: deliver -> read -> convert -> send + accumulate.
+
+        Each stage is its own process, handing tokens (groups of images) on through queues,
+        so a tile reads token k+1 while it converts token k and sends token k-1.
+        """
+        env = self.env
+        node = tile_node(t.tile_id)
+        tokens = self.tokens(batch)
+        delivered, read, converted = simpy.Store(env), simpy.Store(env), simpy.Store(env)
+        read_res = self._res(self.read_stage, t.tile_id)
+        conv_res = self._res(self.convert_stage, t.tile_id)
+        tracer = self.tracer
+        px = self.px
+
+        def feed():
+            for n in tokens:
+                yield from self.transfer(src, node, in_bits, phase, n)
+                yield delivered.put(n)
+
+        def read_stage():
+            for _ in tokens:
+                n = yield delivered.get()
+                with read_res.request() as req:
+                    yield req
+                    start = env.now
+                    yield env.timeout(op.read_cycles * n * px)
+                if tracer is not None:
+                    tracer.span("tile", node, f"{label}.read", phase, start, env.now)
+                yield read.put(n)
+
+        def convert_stage():
+            for _ in tokens:
+                n = yield read.get()
+                with conv_res.request() as req:
+                    yield req
+                    start = env.now
+                    yield env.timeout(op.convert_cycles * n * px)
+                if tracer is not None:
+                    tracer.span("tile", node, f"{label}.convert", phase, start, env.now)
+                yield converted.put(n)
+
+        def drain():
+            for _ in tokens:
+                n = yield converted.get()
+                yield from self.transfer(node, "dpu", out_bits, phase, n)
+                if acc_adds:
+                    yield from self.dpu_work(phase, "accumulate", 0, acc_adds * n)
+
+        procs = [env.process(p()) for p in (feed, read_stage, convert_stage, drain)]
+        yield env.all_of(procs)
+        self.ledger.add_counts(op.counts, phase, batch)
+        self.ledger.add("crossbar", label, phase, 0, op.read_cycles * batch)
+        self.ledger.add("adc", label, phase, 0, op.convert_cycles * batch)
+
+    # ---- phases --------------------------------------------------------------------------
+    def psum_bits(self, slices: int, blocks: int) -> int:
+        """Width of a shift-added partial sum: ADC bits + slice weights + block carries."""
+        return self.chip.tile.adc.bits + slices - 1 + max(0, math.ceil(math.log2(max(blocks, 1))))
+
+    def forward(self, batch: int, phase: str) -> Generator:
+        training = phase == "forward"
+        tile = self.chip.tile
+        model = self.model
+        for layer_map in self.mapping.layers:
+            layer = layer_map.layer
+            binary = layer > 0 and model.sign_hidden
+            slices = tile.dac.slices(binary)
+            value_bits = 1 if binary else tile.dac.input_bits
+            src = "gbuf" if layer == 0 else "dpu"
+            n_in, n_out = layer_map.n_in, layer_map.n_out
+            if layer == 0:
+                self.ledger.add("global_buffer", "read_bit", phase, batch * n_in * value_bits)
+            else:
+                self.sram(phase, read_bits=batch * n_in * value_bits)
+            out_bits_each = self.psum_bits(slices, layer_map.row_blocks)
+            procs = []
+            for t in layer_map.tiles:
+                op = tile.mvm(t.rows_used, t.outputs, slices)
+                acc = t.outputs if layer_map.row_blocks > 1 else 0
+                procs.append(self.env.process(self.tile_stream(
+                    t, batch, op, src, t.rows_used * value_bits, t.outputs * out_bits_each,
+                    acc, phase, "mvm")))
+            yield self.env.all_of(procs)
+            elements = batch * n_out
+            ops = elements * self.chip.hw.dpu.bn_forward_ops_per_element
+            yield from self.dpu_work(phase, "batchnorm", min(2 * elements, ops), max(0, ops - 2 * elements))
+            last = layer == model.n_layers - 1
+            act_bits = 1 if (model.sign_hidden and not last) else 32
+            self.sram(phase, write_bits=elements * act_bits + (elements * 32 if training else 0))
+
+    def backward(self, batch: int, phase: str = "backward") -> Generator:
+        hw = self.chip.hw
+        tile = self.chip.tile
+        model = self.model
+        n_classes = model.sizes[-1]
+        yield from self.dpu_work(phase, "loss_gradient", 2 * batch * n_classes, 2 * batch * n_classes)
+        for layer_map in reversed(self.mapping.layers):
+            layer = layer_map.layer
+            n_in, n_out = layer_map.n_in, layer_map.n_out
+            elements = batch * n_out
+            ops = elements * hw.dpu.bn_backward_ops_per_element
+            self.sram(phase, read_bits=elements * 32)
+            yield from self.dpu_work(phase, "batchnorm_backward", min(3 * elements, ops),
+                                     max(0, ops - 3 * elements))
+            binary = layer > 0 and model.sign_hidden
+            value_bits = 1 if binary else tile.dac.input_bits
+            macs = batch * n_in * n_out
+            if layer == 0:
+                self.ledger.add("global_buffer", "read_bit", phase, batch * n_in * value_bits)
+            else:
+                self.sram(phase, read_bits=batch * n_in * value_bits)
+            self.sram(phase, write_bits=n_in * n_out * 32)
+            procs = [self.env.process(self.dpu_work(phase, "gradient", macs, macs))]
+            if layer > 0:
+                if hw.crossbar.backward == "digital":
+                    self.sram(phase, read_bits=n_in * n_out * self.chip.dpu.hidden_bits)
+                    procs.append(self.env.process(self.dpu_work(phase, "backward_mvm", macs, macs)))
+                else:
+                    slices = tile.dac.slices(False)
+                    out_each = self.psum_bits(slices, layer_map.col_blocks)
+                    for t in layer_map.tiles:
+                        op = tile.mvm_transposed(t.rows_used, t.outputs, slices)
+                        acc = t.rows_used if layer_map.col_blocks > 1 else 0
+                        procs.append(self.env.process(self.tile_stream(
+                            t, batch, op, "dpu", t.outputs * tile.dac.input_bits,
+                            t.rows_used * out_each, acc, phase, "mvm_transposed")))
+            yield self.env.all_of(procs)
+            if layer > 0:
+                # straight-through gate of the previous layer's activation
+                yield from self.dpu_work(phase, "ste_gate", 0, batch * n_in)
+
+    def update(self, batch: int, phase: str = "update") -> Generator:
+        dpu_cfg = self.chip.hw.dpu
+        model = self.model
+        hb = self.chip.dpu.hidden_bits
+        meta_mults = min(2, dpu_cfg.meta_ops_per_weight) if model.meta else 0
+        meta_adds = dpu_cfg.meta_ops_per_weight - meta_mults if model.meta else 0
+        quant_ops = (math.ceil(math.log2(model.levels)) + 1) if model.quantized else 0
+        for layer_map in self.mapping.layers:
+            n_w = layer_map.n_in * layer_map.n_out
+            n_bn = 2 * layer_map.n_out
+            mults = n_w * (dpu_cfg.update_mults_per_weight + meta_mults) + n_bn * dpu_cfg.update_mults_per_weight
+            adds = n_w * (dpu_cfg.update_adds_per_weight + meta_adds + quant_ops) + n_bn * dpu_cfg.update_adds_per_weight
+            self.sram(phase, read_bits=(n_w + n_bn) * (3 * hb + 32), write_bits=(n_w + n_bn) * 3 * hb)
+            yield from self.dpu_work(phase, "update", mults, adds)
+
+    def write(self, writes: list[TileWrite], device_energy_j: float, phase: str = "write") -> Generator:
+        """The DPU sends the change lists one after another through its network port
+        (longest programming first), each tile write-verifies as soon as its list arrived."""
+        env = self.env
+        tracer = self.tracer
+        account_write(self.ledger, self.chip, self.network, writes, device_energy_j, phase)
+        programs = []
+
+        def program(w: TileWrite, node: str):
+            with self._res(self.read_stage, w.tile_id).request() as req:
+                yield req
+                start = env.now
+                yield env.timeout(self.chip.write.program_cycles(w.steps) * self.px)
+            if tracer is not None:
+                tracer.span("tile", node, "write_verify", phase, start, env.now)
+
+        for w in write_order(self.chip, writes):
+            node = tile_node(w.tile_id)
+            start = env.now
+            yield from self.network.transfer(env, self.links, "dpu", node, self.chip.write.message_bits(w.changes))
+            if tracer is not None:
+                tracer.span("interconnect", f"dpu->{node}", "transfer", phase, start, env.now)
+            programs.append(env.process(program(w, node)))
+        if programs:
+            yield env.all_of(programs)
+
+
+def write_order(chip: Chip, writes: list[TileWrite]) -> list[TileWrite]:
+    """Longest programming time first (LPT), ties by tile id: shortens the write phase."""
+    return sorted(writes, key=lambda w: (-w.steps, w.tile_id))
+
+
+def account_write(ledger: Ledger, chip: Chip, network: Network, writes: list[TileWrite],
+                  device_energy_j: float, phase: str = "write") -> None:
+    """Ledger entries of a write phase (shared by the SimPy and the analytic schedule)."""
+    wv = chip.write
+    for w in writes:
+        bits = wv.message_bits(w.changes)
+        hops = network.route("dpu", tile_node(w.tile_id)).hops
+        ledger.add("sram", "read_bit", phase, bits)
+        ledger.add("interconnect", "bit_hop", phase, bits * hops,
+                   network.transfer_cycles(bits, hops) * hops)
+        ledger.add("programming", "program", phase, 0, wv.program_cycles(w.steps))
+    pulses = sum(w.pulses for w in writes)
+    if pulses:
+        if device_energy_j > 0:
+            # the device model's energy covers pulses and verify-read cell currents
+            ledger.add("programming", "pulse_device", phase, pulses)
+        else:
+            ledger.add("programming", "pulse", phase, pulses)
+            ledger.add("programming", "verify_cell", phase, pulses)
+        ledger.add("adc", "verify_convert", phase, pulses)
+    if device_energy_j > 0:
+        ledger.add_extra_energy("programming", "pulse_device", phase, device_energy_j)
+
+
+def write_time_ps(chip: Chip, network: Network, writes: list[TileWrite]) -> int:
+    """Duration of the write phase without SimPy: transfers leave the DPU port one after
+    another (nothing else is on the network), each tile programs once its list arrived."""
+    px = chip.period_ps["crossbar"]
+    pn = network.period_ps
+    now = 0
+    finish = 0
+    for w in write_order(chip, writes):
+        hops = network.route("dpu", tile_node(w.tile_id)).hops
+        now += network.transfer_cycles(chip.write.message_bits(w.changes), hops) * pn
+        finish = max(finish, now + chip.write.program_cycles(w.steps) * px)
+    return max(now, finish)

@@ -1,0 +1,108 @@
+"""A crossbar tile: R x C 1T1R array, input DACs, shared column ADCs, shift-and-add.
+
+One matrix-vector product (MVM) of one input vector on one tile is two pipeline stages:
+
+* read stage (array + DACs): ``S x (t_dac + t_read)`` -- S input slices (bit-serial inputs:
+  S = input bits; binary inputs or multi-bit DACs: S = 1), all rows driven in parallel;
+* convert stage (ADCs + shift-and-add): ``S x ceil(outputs / n_adc) x t_adc`` -- each slice's
+  analog outputs are held (sample-and-hold, as in ISAAC) and converted by ``n_adc = ceil(C /
+  columns_per_adc)`` ADCs, the outputs interleaved over them.
+
+The stages are separate SimPy resources, so the read of the next vector overlaps the
+conversion of the previous one. Each stage's time is rounded up to whole tile-clock cycles.
+
+Energies per action (the ledger's units):
+* ``dac.convert``: one row driven for one slice;
+* ``crossbar.read_cell``: one cell read for one slice: V_read^2 * G_mean * t_read (Ohmic
+  dissipation of a cell at the read voltage over the read pulse);
+* ``adc.convert``: one conversion; ``shift_add.add``: accumulate one ADC result.
+
+Signed weights: 'differential' uses two columns per weight whose currents are subtracted
+before the ADC (one conversion per weight column, as in NeuRRAM's differential neurons);
+'reference' uses one column per weight and one reference column per tile, each weight
+column's current taken against it (one conversion per weight column).
+The transposed read (backward pass) drives the columns and senses the rows through row-side
+ADCs of the same resolution and sharing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archsim.hw.base import cycles
+from archsim.hw.converters import Adc, Dac
+
+
+@dataclass(frozen=True)
+class TileOp:
+    """Cost of one MVM of one vector on one tile."""
+
+    read_cycles: int
+    convert_cycles: int
+    counts: tuple[tuple[str, str, int], ...]
+
+    @property
+    def cycles(self) -> int:
+        return self.read_cycles + self.convert_cycles
+
+
+@dataclass
+class Tile:
+    """Geometry and periphery shared by every tile of the chip."""
+
+    rows: int
+    cols: int
+    encoding: str
+    dac: Dac
+    adc: Adc
+    clock_hz: float
+    read_time_s: float
+    cell_read_energy_j: float
+    shift_add_energy_j: float
+    leakage_w: float = 0.0
+
+    @property
+    def cols_per_weight(self) -> int:
+        return 2 if self.encoding == "differential" else 1
+
+    @property
+    def weights_per_row(self) -> int:
+        """Logical weight columns (outputs) a tile holds."""
+        if self.encoding == "differential":
+            return self.cols // 2
+        return self.cols - 1
+
+    def physical_cols(self, outputs: int) -> int:
+        """Device columns used by ``outputs`` weight columns (with the reference column)."""
+        if self.encoding == "differential":
+            return 2 * outputs
+        return outputs + 1 if outputs else 0
+
+    def read_stage_cycles(self, slices: int) -> int:
+        return cycles(slices * (self.dac.latency_s + self.read_time_s), self.clock_hz)
+
+    def mvm(self, rows_used: int, outputs: int, slices: int) -> TileOp:
+        """Forward read: inputs on ``rows_used`` rows, ``outputs`` weight columns sensed."""
+        phys = self.physical_cols(outputs)
+        n_adc = self.adc.adcs_for(self.cols)
+        rounds = self.adc.conversion_rounds(outputs, n_adc)
+        counts = (
+            ("dac", "convert", slices * rows_used),
+            ("crossbar", "read_cell", slices * rows_used * phys),
+            ("adc", "convert", slices * outputs),
+            ("shift_add", "add", slices * outputs),
+        )
+        return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, slices), counts)
+
+    def mvm_transposed(self, rows_used: int, outputs: int, slices: int) -> TileOp:
+        """Transposed read: errors on the ``outputs`` weight columns, ``rows_used`` rows sensed."""
+        phys = self.physical_cols(outputs)
+        n_adc = self.adc.adcs_for(self.rows)
+        rounds = self.adc.conversion_rounds(rows_used, n_adc)
+        counts = (
+            ("dac", "convert", slices * phys),
+            ("crossbar", "read_cell", slices * rows_used * phys),
+            ("adc", "convert", slices * rows_used),
+            ("shift_add", "add", slices * rows_used),
+        )
+        return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, slices), counts)

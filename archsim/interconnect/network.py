@@ -1,0 +1,91 @@
+"""SimPy model of the interconnect: links are resources, transfers contend for them.
+
+A packet of ``bits`` from ``src`` to ``dst`` follows the shortest path (cached) and holds
+every link of it (circuit switching / wormhole with the whole path reserved) for
+
+    ceil(bits / link_width_bits) + hops * hop_latency_cycles   interconnect cycles;
+
+a token of n images sends n such packets back to back on one reservation.
+acquiring the links in one global order so no two transfers can deadlock. On a bus the path
+is the bus itself (one resource, one hop). Energy: bits * hops * energy_per_bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import networkx as nx
+import simpy
+
+from archsim.hw.base import ceil_div
+
+
+@dataclass
+class Route:
+    links: tuple[tuple[str, str], ...]  # resource keys, sorted in the global order
+
+    @property
+    def hops(self) -> int:
+        return len(self.links)
+
+
+class Network:
+    """Routes, link resources and the transfer process of one SimPy environment."""
+
+    def __init__(
+        self,
+        graph: nx.Graph,
+        bus: bool,
+        link_width_bits: int,
+        hop_latency_cycles: int,
+        period_ps: int,
+    ) -> None:
+        self.graph = graph
+        self.bus = bus
+        self.width = link_width_bits
+        self.hop_latency = hop_latency_cycles
+        self.period_ps = period_ps
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._order: dict[tuple[str, str], int] = {}
+
+    def route(self, src: str, dst: str) -> Route:
+        key = (src, dst)
+        route = self._routes.get(key)
+        if route is None:
+            if self.bus:
+                links = (("bus", "bus"),)
+            else:
+                path = nx.shortest_path(self.graph, src, dst)
+                links = tuple(sorted(zip(path[:-1], path[1:])))
+            route = self._routes[key] = Route(links)
+        return route
+
+    def transfer_cycles(self, bits: int, hops: int) -> int:
+        return ceil_div(bits, self.width) + hops * self.hop_latency
+
+    def transfer(
+        self,
+        env: simpy.Environment,
+        links: dict[tuple[str, str], simpy.Resource],
+        src: str,
+        dst: str,
+        bits: int,
+        packets: int = 1,
+    ) -> Generator:
+        """SimPy process body: move ``packets`` packets of ``bits`` each from ``src`` to
+        ``dst`` back to back on one path reservation; returns the cycles held."""
+        route = self.route(src, dst)
+        held = []
+        for key in route.links:
+            res = links.get(key)
+            if res is None:
+                res = links[key] = simpy.Resource(env, capacity=1)
+            req = res.request()
+            yield req
+            held.append((res, req))
+        duration = packets * self.transfer_cycles(bits, route.hops)
+        yield env.timeout(duration * self.period_ps)
+        for res, req in held:
+            res.release(req)
+        return duration

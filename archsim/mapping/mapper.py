@@ -1,0 +1,156 @@
+"""Mapping of the network's weight matrices onto crossbar tiles.
+
+A layer's weight matrix (n_in, n_out) is cut into ``ceil(n_in / R)`` row blocks (inputs on the
+word lines) and ``ceil(n_out / w)`` column blocks, where ``w`` weight columns fit a tile
+(differential: C/2, reference: C - 1). Every block is one tile; the partial sums of the row
+blocks of a column block are accumulated digitally in the DPU. Tiles are numbered layer by
+layer, row block major. Utilisation counts the cells that hold weights (differential: two per
+weight) against the cells of the allocated tiles and of the whole chip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archsim.errors import MappingError
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class TileAssignment:
+    """One tile's share of one layer."""
+
+    tile_id: int
+    layer: int
+    row_block: int
+    col_block: int
+    row_start: int
+    rows_used: int
+    out_start: int
+    outputs: int
+    physical_cols: int
+
+
+@dataclass
+class LayerMapping:
+    layer: int
+    n_in: int
+    n_out: int
+    row_blocks: int
+    col_blocks: int
+    outputs_per_tile: int
+    tiles: list[TileAssignment] = field(default_factory=list)
+
+
+@dataclass
+class NetworkMapping:
+    """Where every weight lives; ``tiles_available`` is the chip's tile count."""
+
+    rows: int
+    cols: int
+    encoding: str
+    layers: list[LayerMapping]
+    tiles_available: int
+
+    @property
+    def tiles_used(self) -> int:
+        return sum(len(layer.tiles) for layer in self.layers)
+
+    def all_tiles(self) -> list[TileAssignment]:
+        return [t for layer in self.layers for t in layer.tiles]
+
+    def weight_cells(self) -> int:
+        return sum(t.rows_used * t.physical_cols for t in self.all_tiles())
+
+    def utilisation(self) -> dict:
+        cells_per_tile = self.rows * self.cols
+        used_cells = self.weight_cells()
+        cpw = 2 if self.encoding == "differential" else 1
+        weights = sum(layer.n_in * layer.n_out for layer in self.layers)
+        return {
+            "tiles_used": self.tiles_used,
+            "tiles_available": self.tiles_available,
+            "tile_rows": self.rows,
+            "tile_cols": self.cols,
+            "weight_encoding": self.encoding,
+            "weights": weights,
+            "weight_cells": weights * cpw,
+            "reference_cells": used_cells - weights * cpw,
+            "cells_allocated": self.tiles_used * cells_per_tile,
+            "cells_chip": self.tiles_available * cells_per_tile,
+            "cell_utilisation_allocated": round(weights * cpw / (self.tiles_used * cells_per_tile), 6),
+            "cell_utilisation_chip": round(weights * cpw / (self.tiles_available * cells_per_tile), 6),
+            "tile_utilisation_chip": round(self.tiles_used / self.tiles_available, 6),
+            "layers": [
+                {
+                    "layer": layer.layer,
+                    "shape": [layer.n_in, layer.n_out],
+                    "row_blocks": layer.row_blocks,
+                    "col_blocks": layer.col_blocks,
+                    "tiles": len(layer.tiles),
+                    "cell_utilisation": round(
+                        layer.n_in * layer.n_out * cpw / (len(layer.tiles) * cells_per_tile), 6
+                    ),
+                }
+                for layer in self.layers
+            ],
+        }
+
+
+def weights_per_tile_row(cols: int, encoding: str) -> int:
+    """Weight columns (outputs) one tile holds."""
+    return cols // 2 if encoding == "differential" else cols - 1
+
+
+def tiles_needed(sizes: tuple[int, ...] | list[int], rows: int, cols: int, encoding: str) -> int:
+    per = weights_per_tile_row(cols, encoding)
+    return sum(ceil_div(a, rows) * ceil_div(b, per) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def map_network(
+    sizes: tuple[int, ...] | list[int],
+    rows: int,
+    cols: int,
+    encoding: str,
+    tiles_available: int | None,
+) -> NetworkMapping:
+    """Split every layer over tiles; raise MappingError when the chip has too few tiles."""
+    if rows < 1 or cols < 2:
+        raise MappingError(f"tiles of {rows}x{cols} cells cannot hold a signed weight; use at least 1x2")
+    per = weights_per_tile_row(cols, encoding)
+    needed = tiles_needed(sizes, rows, cols, encoding)
+    if tiles_available is not None and needed > tiles_available:
+        shape = "-".join(str(s) for s in sizes)
+        raise MappingError(
+            f"network {shape} needs {needed} tiles of {rows}x{cols} ({encoding}) but the chip has "
+            f"{tiles_available}; raise hardware.tile.count to {needed} or use larger tiles"
+        )
+    layers = []
+    next_id = 0
+    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        rb, cb = ceil_div(n_in, rows), ceil_div(n_out, per)
+        layer = LayerMapping(index, n_in, n_out, rb, cb, per)
+        for r in range(rb):
+            for c in range(cb):
+                rows_used = min(rows, n_in - r * rows)
+                outputs = min(per, n_out - c * per)
+                phys = 2 * outputs if encoding == "differential" else outputs + 1
+                layer.tiles.append(
+                    TileAssignment(next_id, index, r, c, r * rows, rows_used, c * per, outputs, phys)
+                )
+                next_id += 1
+        layers.append(layer)
+    return NetworkMapping(rows, cols, encoding, layers, tiles_available or needed)
+
+
+def check_network_fits(config) -> NetworkMapping | None:
+    """Map ``config``'s network on ``config.hardware`` (a RunConfig); MappingError if it does
+    not fit. None without hardware. Call it where configurations are validated."""
+    hw = config.hardware
+    if hw is None:
+        return None
+    sizes = (784, *config.model.hidden, 10)
+    return map_network(sizes, hw.tile.rows, hw.tile.cols, hw.weight_encoding, hw.tile.count)

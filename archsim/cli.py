@@ -75,6 +75,10 @@ def run(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing result folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    trace: Annotated[
+        Optional[Path],
+        typer.Option("--trace", help="With --hw: write a Chrome/Perfetto trace of the first batches."),
+    ] = None,
 ) -> None:
     """Train and evaluate one configuration; write summary.json and config.yaml to --out."""
     from archsim.config import load_run_config
@@ -86,7 +90,9 @@ def run(
     config = load_run_config(workload, hw, overrides, seed)
     out_dir = out if out is not None else default_out_dir(config.name)
     check_out_dir(out_dir, force)
-    summary = execute_run(config, out_dir, show_progress=not quiet)
+    if trace is not None and config.hardware is None:
+        raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
+    summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace)
     print_accuracy(summary)
     typer.echo(f"results: {out_dir}")
 

@@ -31,11 +31,15 @@ class HardwareAttachment:
 
     store_factory: StoreFactory = ideal_store
     stores: list[WeightStore] = field(default_factory=list)
+    architecture: Any | None = None
 
     @classmethod
     def for_config(cls, config: RunConfig) -> "HardwareAttachment":
         attachment = cls()
         if config.hardware is not None:
+            from archsim.engine import build_architecture
+
+            attachment.architecture = build_architecture(config)
             from archsim.devices import make_device_store
 
             def capture(cfg: RunConfig, hidden: list[np.ndarray], rng: np.random.Generator) -> WeightStore:
@@ -78,12 +82,22 @@ def execute(
         bars[0].update(images)
 
     hardware = HardwareAttachment.for_config(config)
+    arch = hardware.architecture
     try:
-        result = run_experiment(config, progress=progress, store_factory=hardware.store_factory)
+        result = run_experiment(
+            config,
+            progress=progress,
+            store_factory=hardware.store_factory,
+            observer=arch.observer if arch is not None else None,
+            mvm=arch.mvm if arch is not None else None,
+        )
     finally:
         for bar in bars:
             bar.close()
-    return build_summary(config, result, hardware.device_store), result, hardware
+    summary = build_summary(
+        config, result, hardware.device_store, arch.summary() if arch is not None else None
+    )
+    return summary, result, hardware
 
 
 def device_arrays(result: RunResult, store: Any | None) -> dict[str, np.ndarray]:
@@ -116,11 +130,18 @@ def write_results(
     atomic_write_json(out_dir / "summary.json", summary)
 
 
-def execute_run(config: RunConfig, out_dir: Path, show_progress: bool = True) -> dict[str, Any]:
-    """Run and write ``out_dir`` as a whole: it appears complete or not at all."""
+def execute_run(
+    config: RunConfig, out_dir: Path, show_progress: bool = True, trace: Path | None = None
+) -> dict[str, Any]:
+    """Run and write ``out_dir`` as a whole: it appears complete or not at all.
+
+    ``trace`` (with hardware) also writes a Chrome/Perfetto trace of the first batches.
+    """
     summary, result, hardware = execute(config, show_progress)
     with staged_directory(out_dir) as staging:
         write_results(staging, config, summary, result, hardware)
+    if trace is not None and hardware.architecture is not None:
+        hardware.architecture.write_trace(trace)
     return summary
 
 

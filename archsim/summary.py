@@ -13,6 +13,7 @@ import numpy as np
 from archsim import __version__
 from archsim.config import RunConfig
 from archsim.experiment import RunResult
+from archsim.metrics.memory import memory_section
 
 
 def rounded_matrix(matrix: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -57,8 +58,21 @@ def rounded(value: Any) -> Any:
     return value
 
 
-def build_summary(config: RunConfig, result: RunResult, device_store: Any | None = None) -> dict[str, Any]:
-    """Accuracy, writes (and the device statistics when a device model ran) as a JSON-ready dict."""
+ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation")
+
+
+def build_summary(
+    config: RunConfig,
+    result: RunResult,
+    device_store: Any | None = None,
+    architecture: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run summary as a JSON-ready dict.
+
+    Always: accuracy matrices, losses, writes and the memory footprint. With a device model:
+    its statistics under ``device``. With an architecture: latency, energy and utilisation at
+    the top level and the rest of the engine's report under ``architecture``.
+    """
     summary: dict[str, Any] = {
         "archsim_version": __version__,
         "workload": config.name,
@@ -74,6 +88,13 @@ def build_summary(config: RunConfig, result: RunResult, device_store: Any | None
         stats = device_store.statistics()
         summary["writes"] = device_write_statistics(stats)
         summary["device"] = {"name": config.hardware.device.name, **rounded(stats)}
+    summary["memory_bits"] = memory_section(config)
+    if architecture is not None:
+        for key in ARCHITECTURE_TOP_LEVEL:
+            summary[key] = architecture[key]
+        summary["architecture"] = {
+            k: v for k, v in architecture.items() if k not in ARCHITECTURE_TOP_LEVEL
+        }
     if result.baseline_accuracy is not None:
         summary["baseline_accuracy"] = rounded_matrix(result.baseline_accuracy)
     return summary

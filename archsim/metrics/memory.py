@@ -80,3 +80,43 @@ def bnn_reference_footprint() -> MemoryFootprint:
 def paper_formula_bits(sizes: tuple[int, ...], device_bits: float, hidden_bits: int) -> int:
     """The paper's arithmetic: weights * (device bits + hidden bits), nothing else."""
     return int(round(weight_count(sizes) * (device_bits + hidden_bits)))
+
+
+def hidden_bits_of(config) -> int:
+    """Hidden-weight precision of a run: the DPU's (float32 = 32 bits), 32 without hardware."""
+    hardware = getattr(config, "hardware", None)
+    if hardware is None:
+        return 32
+    precision = hardware.dpu.hidden_precision
+    return 32 if precision == "float32" else int(precision)
+
+
+def cells_per_weight_of(config) -> int:
+    hardware = getattr(config, "hardware", None)
+    if hardware is None:
+        return 2  # differential pair, the default mapping of the device model
+    return 2 if hardware.device.mapping == "differential" else 1
+
+
+def memory_section(config) -> dict[str, float | int | str]:
+    """``memory_bits`` of the run summary: the footprint and its saving against the BNN design."""
+    sizes = (784, *config.model.hidden, 10)
+    levels = 2 if config.learning.rule == "float32" else config.model.levels
+    device_bits = 32 if config.learning.rule == "float32" else math.log2(levels)
+    hidden_bits = hidden_bits_of(config)
+    mine = footprint(sizes, levels, hidden_bits, cells_per_weight_of(config))
+    if config.learning.rule == "float32":
+        mine = footprint(sizes, 2**32, 0, 1)
+    bnn = bnn_reference_footprint()
+    paper = paper_formula_bits(sizes, device_bits, 0 if config.learning.rule == "float32" else hidden_bits)
+    paper_bnn = paper_formula_bits(BNN_REFERENCE_SIZES, 1, BNN_HIDDEN_BITS)
+    return {
+        **mine.as_dict(),
+        "bnn_equivalent": bnn.total,
+        "saving_vs_bnn": round(bnn.total / mine.total, 4),
+        "paper_formula": paper,
+        "paper_formula_bnn": paper_bnn,
+        "paper_formula_saving": round(paper_bnn / paper, 4),
+        "formula": "weights x (log2(L) + hidden_bits) + 2 x neurons x 32 (batch-norm) + "
+        "activations x 32 (buffers); BNN: 784-4096-4096-10 x (1 + 32) + same extras",
+    }

@@ -98,20 +98,30 @@ def cells_per_weight_of(config) -> int:
     return 2 if hardware.device.mapping == "differential" else 1
 
 
+def device_bits_of(config) -> float:
+    """Information per stored weight: log2(L), or 32 for the unquantized float32 rule."""
+    return 32.0 if config.learning.rule == "float32" else math.log2(config.model.levels)
+
+
 def memory_section(config) -> dict[str, float | int | str]:
-    """``memory_bits`` of the run summary: the footprint and its saving against the BNN design."""
+    """``memory_bits`` of the run summary: the footprint and its saving against the BNN design.
+
+    The float32 rule has no devices: its 32-bit weights are counted as SRAM-held weights
+    with no separate hidden copy.
+    """
     sizes = (784, *config.model.hidden, 10)
-    levels = 2 if config.learning.rule == "float32" else config.model.levels
-    device_bits = 32 if config.learning.rule == "float32" else math.log2(levels)
-    hidden_bits = hidden_bits_of(config)
-    mine = footprint(sizes, levels, hidden_bits, cells_per_weight_of(config))
-    if config.learning.rule == "float32":
-        mine = footprint(sizes, 2**32, 0, 1)
+    quantized = config.learning.rule != "float32"
+    hidden_bits = hidden_bits_of(config) if quantized else 0
+    if quantized:
+        mine = footprint(sizes, config.model.levels, hidden_bits, cells_per_weight_of(config))
+    else:
+        mine = footprint(sizes, 2**32, 0, cells_per_weight=0)
     bnn = bnn_reference_footprint()
-    paper = paper_formula_bits(sizes, device_bits, 0 if config.learning.rule == "float32" else hidden_bits)
+    paper = paper_formula_bits(sizes, device_bits_of(config), hidden_bits)
     paper_bnn = paper_formula_bits(BNN_REFERENCE_SIZES, 1, BNN_HIDDEN_BITS)
     return {
         **mine.as_dict(),
+        "hidden_bits": hidden_bits,
         "bnn_equivalent": bnn.total,
         "saving_vs_bnn": round(bnn.total / mine.total, 4),
         "paper_formula": paper,
@@ -120,3 +130,34 @@ def memory_section(config) -> dict[str, float | int | str]:
         "formula": "weights x (log2(L) + hidden_bits) + 2 x neurons x 32 (batch-norm) + "
         "activations x 32 (buffers); BNN: 784-4096-4096-10 x (1 + 32) + same extras",
     }
+
+
+def format_memory_table(config, section: dict) -> str:
+    """The footprint as a text table with its formula (for ``archsim memory``)."""
+    sizes = "-".join(str(n) for n in (784, *config.model.hidden, 10))
+    bnn_sizes = "-".join(str(n) for n in BNN_REFERENCE_SIZES)
+    device_bits = device_bits_of(config)
+    rows = [
+        ("weights", section["weights"], f"network {sizes}"),
+        ("memristor cells", section["rram_cells"], "devices holding the weights"),
+        ("rram", section["rram"], f"weights x log2(L) = weights x {device_bits:.3g}"),
+        ("dpu (hidden)", section["dpu"], f"weights x {section['hidden_bits']}-bit hidden weights"),
+        ("batch-norm", section["batchnorm"], "2 parameters x neurons x 32 bit"),
+        ("buffers", section["buffers"], "one image's activations x 32 bit"),
+        ("total", section["total"], "rram + dpu + batch-norm + buffers"),
+        ("bnn_equivalent", section["bnn_equivalent"], f"BNN {bnn_sizes}, 1-bit devices + 32-bit hidden"),
+    ]
+    lines = [f"memory footprint of '{config.name}' ({config.learning.rule}, L = {config.model.levels})", ""]
+    for name, value, note in rows:
+        if name in ("weights", "memristor cells"):
+            lines.append(f"  {name:<16}{value:>14,d} {'':>19}   {note}")
+        else:
+            lines.append(f"  {name:<16}{value:>14,d} bits {value / 8 / 2**20:9.2f} MiB   {note}")
+    lines += [
+        "",
+        f"  saving vs BNN   {section['saving_vs_bnn']:.2f}x   (bnn_equivalent / total)",
+        f"  paper's formula weights x (device bits + hidden bits): {section['paper_formula']:,d} vs "
+        f"{section['paper_formula_bnn']:,d} bits -> {section['paper_formula_saving']:.2f}x",
+        f"  not counted (as in the paper): Adam moments, {section['optimizer_state']:,d} bits",
+    ]
+    return "\n".join(lines)

@@ -107,6 +107,47 @@ def print_accuracy(summary: dict) -> None:
         typer.echo(f"{after:<15}{cells}")
 
 
+@app.command()
+def memory(
+    workload: Annotated[str, typer.Argument(help="Workload YAML file, or a shipped workload name.")],
+    hw: Annotated[
+        Optional[str], typer.Option("--hw", help="Hardware YAML (sets the hidden-weight precision).")
+    ] = None,
+    set_: Annotated[
+        Optional[list[str]], typer.Option("--set", help="Override a setting: dotted.key=value.")
+    ] = None,
+) -> None:
+    """Print the memory footprint and its saving against the BNN design, with the formula."""
+    from archsim.config import load_run_config
+    from archsim.metrics.memory import format_memory_table, memory_section
+
+    config = load_run_config(workload, hw, list(set_ or []))
+    typer.echo(format_memory_table(config, memory_section(config)))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="Run folder (holds summary.json) or sweep folder (holds results.parquet)."
+        ),
+    ],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", help="Report folder (default RUN_DIR/report; replaced if it holds a report).")
+    ] = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="Figure format: png, svg or both.")
+    ] = "png",
+) -> None:
+    """Figures and report.md of a run (accuracy, energy, latency, writes, conductances, memory)
+    or of a sweep (Pareto fronts of energy, latency and writes against accuracy)."""
+    from archsim.report import make_report
+
+    path = make_report(run_dir, out, format_)
+    typer.echo(f"report: {path}")
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise InterruptedRun(
         f"stopped by {signal.Signals(signum).name}; no partial results were kept, run again to redo"

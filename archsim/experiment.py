@@ -150,11 +150,17 @@ def train_sequence(
     shuffle_rng: np.random.Generator,
     progress: ProgressCallback | None = None,
 ) -> tuple[dict, dict, dict, dict]:
-    """Train the tasks in order; after each, evaluate every task seen so far."""
+    """Train the tasks in order; after each, evaluate every task seen so far.
+
+    With ``model.bn_per_task`` every task is evaluated with the batch-norm scale and shift
+    it ended its own training with (task-dependent batch-norm, as Laborieux et al.'s
+    continual-learning code does); the weights are shared by all tasks either way.
+    """
     accuracy: dict[str, dict[str, float]] = {}
     validation: dict[str, dict[str, float]] = {}
     losses: dict[str, list[float]] = {}
     wall: dict[str, float] = {}
+    bn_states: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     schedule = lr_schedule_for(config)
     for index, (task_cfg, data) in enumerate(zip(config.tasks, tasks)):
         if index > 0 and config.learning.optimizer.reset_between_tasks:
@@ -172,13 +178,16 @@ def train_sequence(
         )
         wall[f"train:{data.name}"] = time.perf_counter() - start
         key = f"after:{data.name}"
-        seen = tasks[: index + 1]
-        accuracy[key] = {t.name: learner.evaluate(t.test_x, t.test_y, config.eval_batch_size) for t in seen}
-        validation[key] = {
-            t.name: learner.evaluate(t.val_x, t.val_y, config.eval_batch_size)
-            for t in seen
-            if t.val_x.shape[0] > 0
-        }
+        bn_states[data.name] = learner.net.batch_norm_state()
+        current = bn_states[data.name]
+        accuracy[key], validation[key] = {}, {}
+        for seen in tasks[: index + 1]:
+            if config.model.bn_per_task:
+                learner.net.load_batch_norm_state(bn_states[seen.name])
+            accuracy[key][seen.name] = learner.evaluate(seen.test_x, seen.test_y, config.eval_batch_size)
+            if seen.val_x.shape[0] > 0:
+                validation[key][seen.name] = learner.evaluate(seen.val_x, seen.val_y, config.eval_batch_size)
+        learner.net.load_batch_norm_state(current)
     return accuracy, validation, losses, wall
 
 

@@ -70,6 +70,13 @@ class ModelConfig(StrictModel):
         "output layer, or none (fixed unit scale, zero shift). Un-attenuated batch-norm "
         "parameters are shared by all tasks, so each one trained is a path for forgetting.",
     )
+    bn_per_task: bool = Field(
+        default=False,
+        description="Task-dependent batch-norm: keep each task's batch-norm scale and shift "
+        "(2 x neurons x 32 bit per task in the DPU) and evaluate each task with its own, as "
+        "Laborieux et al. 2021's code does ('task' scenario). The weights stay shared. "
+        "False evaluates every task with the current parameters (domain-incremental).",
+    )
     activation: Literal["sign", "tanh"] = Field(
         default="sign",
         description="Hidden activation: 'sign' (binary, straight-through estimator) or 'tanh' "

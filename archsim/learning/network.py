@@ -91,6 +91,15 @@ class Mlp:
     def n_layers(self) -> int:
         return len(self.hidden)
 
+    def batch_norm_state(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Copies of every layer's batch-norm scale and shift."""
+        return [g.copy() for g in self.gamma], [b.copy() for b in self.beta]
+
+    def load_batch_norm_state(self, state: tuple[list[np.ndarray], list[np.ndarray]]) -> None:
+        """Restore scales and shifts saved by :meth:`batch_norm_state` (in place)."""
+        for target, source in zip(self.gamma + self.beta, state[0] + state[1]):
+            target[...] = source
+
     def forward(
         self, x: np.ndarray, weights: list[np.ndarray]
     ) -> tuple[np.ndarray, list[LayerCache]]:

@@ -38,6 +38,18 @@ class MappingError(ArchsimError):
     exit_code = 5
 
 
+class PointsFailed(ArchsimError):
+    """A sweep finished but some points failed (recorded with status 'error')."""
+
+    exit_code = 6
+
+
+class SchedulerError(ArchsimError):
+    """The Dask scheduler given with --scheduler cannot be reached."""
+
+    exit_code = 7
+
+
 class InterruptedRun(ArchsimError):
     """The run was stopped by a signal; nothing partial was left behind."""
 

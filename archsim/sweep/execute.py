@@ -20,7 +20,14 @@ from typing import Any
 
 import yaml
 
-from archsim.errors import ArchsimError, ConfigError, InterruptedRun, OutputError
+from archsim.errors import (
+    ArchsimError,
+    ConfigError,
+    InterruptedRun,
+    OutputError,
+    PointsFailed,
+    SchedulerError,
+)
 from archsim.sweep.points import Point, expand
 from archsim.sweep.spec import SweepSpec, default_output, load_spec, resolve_input
 from archsim.sweep.store import PointStore, flatten
@@ -28,18 +35,6 @@ from archsim.sweep.store import PointStore, flatten
 CONNECT_TIMEOUT_S = 10.0
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 MAX_ERROR_CHARS = 500
-
-
-class SchedulerError(ArchsimError):
-    """The Dask scheduler given with --scheduler cannot be reached."""
-
-    exit_code = 7
-
-
-class PointsFailed(ArchsimError):
-    """The sweep finished but some points failed (recorded with status 'error')."""
-
-    exit_code = 6
 
 
 @dataclass

@@ -39,21 +39,30 @@ def default_out_dir(name: str) -> Path:
 
 
 def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to overwrite earlier results unless asked; check the parent is writable."""
+    """Refuse to overwrite earlier results unless asked; prove the parent is writable.
+
+    Checked before any training, so a long run is never lost to an unwritable path.
+    """
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: exists and is not a folder; choose another path")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise OutputError(
             f"--out {out}: folder already holds results; choose a new folder or pass --force to replace it"
         )
-    parent = out.resolve().parent
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    import os
+    probe_writable(out.parent, f"--out {out}")
 
-    if not os.access(probe, os.W_OK):
-        raise OutputError(f"--out {out}: {probe} is not writable; choose a writable folder")
+
+def probe_writable(folder: Path, what: str) -> None:
+    """Create (if needed) ``folder`` and a scratch file in it, or raise a one-line OutputError."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".archsim-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"{what}: cannot write in {folder} ({reason}); choose a writable folder") from None
 
 
 @app.command()
@@ -90,8 +99,10 @@ def run(
     config = load_run_config(workload, hw, overrides, seed)
     out_dir = out if out is not None else default_out_dir(config.name)
     check_out_dir(out_dir, force)
-    if trace is not None and config.hardware is None:
-        raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
+    if trace is not None:
+        if config.hardware is None:
+            raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
+        probe_writable(trace.parent, f"--trace {trace}")
     summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace)
     print_accuracy(summary)
     typer.echo(f"results: {out_dir}")

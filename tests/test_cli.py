@@ -145,3 +145,116 @@ def assert_clean_failure(proc: subprocess.CompletedProcess, code: int, expected:
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("archsim: error: ")
     assert expected in lines[0], lines[0]
+
+
+# ---- hardware descriptions -------------------------------------------------------------
+
+PAPER_HW = REPO / "hwconfigs" / "paper-130nm.yaml"
+
+BAD_HARDWARE = {
+    "zero-row tiles": ({"tile": {"rows": 0}}, 2, "tile.rows"),
+    "zero-column tiles": ({"tile": {"cols": 0}}, 2, "tile.cols"),
+    "adc with zero bits": ({"adc": {"bits": 0}}, 2, "adc.bits"),
+    "negative adc energy": ({"adc": {"energy_per_conversion_j": -1e-12}}, 2, "adc.energy_per_conversion_j"),
+    "nan read time": ({"crossbar": {"read_time_s": float("nan")}}, 2, "crossbar.read_time_s"),
+    "g_min above g_max": ({"device": {"g_min_s": 5e-5, "g_max_s": 1e-5}}, 2, "g_min"),
+    "negative read noise": ({"device": {"read_noise_sigma": -0.1}}, 2, "device.read_noise_sigma"),
+    "zero write-verify tolerance": ({"device": {"tolerance": 0}}, 2, "device.tolerance"),
+    "unknown hardware key": ({"cooling": "water"}, 2, "unknown key 'hardware.cooling'"),
+    "unknown topology": ({"interconnect": {"topology": "ring"}}, 2, "interconnect.topology"),
+    "unreachable tile": (
+        {"tile": {"count": 200}, "interconnect": {"topology": "custom", "custom_links": [["tile0", "dpu"], ["dpu", "gbuf"]]}},
+        2,
+        "unreachable",
+    ),
+    "network needs more tiles than exist": ({"tile": {"count": 2}}, 5, "tiles"),
+}
+
+
+def write_hardware(tmp_path: Path, changes: dict) -> Path:
+    tree = yaml.safe_load(PAPER_HW.read_text())
+    for section, value in changes.items():
+        if isinstance(value, dict) and isinstance(tree.get(section), dict):
+            tree[section] = {**tree[section], **value}
+        else:
+            tree[section] = value
+    path = tmp_path / "hw.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HARDWARE))
+def test_bad_hardware_gives_one_clear_line(tmp_path, case):
+    changes, code, expected = BAD_HARDWARE[case]
+    hw = write_hardware(tmp_path, changes)
+    proc = archsim("run", str(write_workload(tmp_path)), "--hw", str(hw), "--out", str(tmp_path / "out"))
+    assert_clean_failure(proc, code, expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_malformed_hardware_yaml(tmp_path):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("tile: {rows: 128\n")
+    assert_clean_failure(archsim("run", str(write_workload(tmp_path)), "--hw", str(hw)), 2, "malformed YAML")
+
+
+def test_hardware_file_that_is_a_list(tmp_path):
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("- 1\n- 2\n")
+    assert_clean_failure(archsim("run", str(write_workload(tmp_path)), "--hw", str(hw)), 2, "mapping")
+
+
+# ---- data files ----------------------------------------------------------------------------
+
+def corrupted_data_dir(tmp_path: Path, damage) -> Path:
+    """A copy of the shared datasets with one MNIST file damaged by ``damage(bytes) -> bytes``."""
+    import shutil
+
+    from archsim.data import find_dataset_dir
+
+    root = tmp_path / "data"
+    for name in ("mnist", "fashion-mnist"):
+        shutil.copytree(find_dataset_dir(name), root / name)
+    target = next((root / "mnist").glob("train-labels-idx1-ubyte*"))
+    target.write_bytes(damage(target.read_bytes()))
+    return root
+
+
+@pytest.mark.parametrize(
+    "case,damage,expected",
+    [
+        ("truncated", lambda b: b[: len(b) // 2], "train-labels"),
+        ("not gzip", lambda b: b"this is not a gzip file", "train-labels"),
+        ("empty", lambda b: b"", "train-labels"),
+    ],
+)
+def test_damaged_data_file(tmp_path, case, damage, expected):
+    data = corrupted_data_dir(tmp_path, damage)
+    proc = archsim("run", str(write_workload(tmp_path)), "--data-dir", str(data), "--out", str(tmp_path / "out"))
+    assert_clean_failure(proc, 3, expected)
+    assert not (tmp_path / "out").exists()
+
+
+# ---- output locations ----------------------------------------------------------------------
+
+def test_output_path_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert_clean_failure(archsim("run", str(write_workload(tmp_path)), "--out", str(target)), 4, "not a folder")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere; permissions cannot be tested")
+def test_unwritable_output_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert_clean_failure(archsim("run", str(write_workload(tmp_path)), "--out", str(locked / "run")), 4, "writable")
+
+
+def test_output_under_a_read_only_filesystem_path(tmp_path):
+    """/proc is read-only even for root."""
+    assert_clean_failure(archsim("run", str(write_workload(tmp_path)), "--out", "/proc/archsim-run"), 4, "--out")
+
+
+def test_trace_without_hardware(tmp_path):
+    proc = archsim("run", str(write_workload(tmp_path)), "--trace", str(tmp_path / "t.json"), "--out", str(tmp_path / "o"))
+    assert_clean_failure(proc, 4, "--hw")

@@ -55,7 +55,13 @@ def load_run_config(
     tree = apply_overrides(tree, overrides or [])
     if seed is not None:
         tree["seed"] = seed
-    return validate(RunConfig, tree, str(workload_path))
+    config = validate(RunConfig, tree, str(workload_path))
+    if config.hardware is not None:
+        # A network that does not fit is a load-time error, before any data is read.
+        from archsim.mapping import check_network_fits
+
+        check_network_fits(config)
+    return config
 
 
 __all__ = [

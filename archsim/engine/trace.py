@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from archsim.io import atomic_write_text
+
 MAX_EVENTS = 300_000
 
 
@@ -56,4 +58,4 @@ class Tracer:
     def write(self, path: str | Path) -> None:
         doc = {"traceEvents": self.numbered(), "displayTimeUnit": "ns",
                "otherData": {"dropped_events": self.dropped, "time_unit": "us of simulated time"}}
-        Path(path).write_text(json.dumps(doc), encoding="utf-8")
+        atomic_write_text(Path(path), json.dumps(doc))

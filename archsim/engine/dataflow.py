@@ -152,27 +152,17 @@ class Sim:
                 yield from self.transfer(src, node, in_bits, phase, n)
                 yield delivered.put(n)
 
-        def read_stage():
+        def stage(inbox, resource, cycles_per_image: int, action: str, outbox):
+            """One pipeline stage of the tile: wait for a token, hold the resource, pass it on."""
             for _ in tokens:
-                n = yield delivered.get()
-                with read_res.request() as req:
+                n = yield inbox.get()
+                with resource.request() as req:
                     yield req
                     start = env.now
-                    yield env.timeout(op.read_cycles * n * px)
+                    yield env.timeout(cycles_per_image * n * px)
                 if tracer is not None:
-                    tracer.span("tile", node, f"{label}.read", phase, start, env.now)
-                yield read.put(n)
-
-        def convert_stage():
-            for _ in tokens:
-                n = yield read.get()
-                with conv_res.request() as req:
-                    yield req
-                    start = env.now
-                    yield env.timeout(op.convert_cycles * n * px)
-                if tracer is not None:
-                    tracer.span("tile", node, f"{label}.convert", phase, start, env.now)
-                yield converted.put(n)
+                    tracer.span("tile", node, f"{label}.{action}", phase, start, env.now)
+                yield outbox.put(n)
 
         def drain():
             for _ in tokens:
@@ -181,7 +171,12 @@ class Sim:
                 if acc_adds:
                     yield from self.dpu_work(phase, "accumulate", 0, acc_adds * n)
 
-        procs = [env.process(p()) for p in (feed, read_stage, convert_stage, drain)]
+        procs = [
+            env.process(feed()),
+            env.process(stage(delivered, read_res, op.read_cycles, "read", read)),
+            env.process(stage(read, conv_res, op.convert_cycles, "convert", converted)),
+            env.process(drain()),
+        ]
         yield env.all_of(procs)
         self.ledger.add_counts(op.counts, phase, batch)
         self.ledger.add("crossbar", label, phase, 0, op.read_cycles * batch)

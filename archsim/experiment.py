@@ -247,9 +247,3 @@ def software_baseline(
     baseline = build_learner(config, rngs["init"], rngs["device"])
     return train_sequence(config, baseline, tasks, rngs["shuffle"])[0]
 
-
-def batches_per_task(config: RunConfig, train_sizes: list[int]) -> int:
-    """Total training batches of a run (for progress bars)."""
-    return sum(
-        t.epochs * max(1, n // config.learning.batch_size) for t, n in zip(config.tasks, train_sizes)
-    )

@@ -192,6 +192,16 @@ def test_bad_hardware_gives_one_clear_line(tmp_path, case):
     assert not (tmp_path / "out").exists()
 
 
+def test_float_weights_on_a_multi_level_device_are_rejected_at_load(tmp_path):
+    hw = REPO / "hwconfigs" / "hfo2-device.yaml"
+    proc = archsim(
+        "run", str(write_workload(tmp_path)), "--hw", str(hw), "--set", "learning.rule=float32",
+        "--out", str(tmp_path / "out"),
+    )
+    assert_clean_failure(proc, 2, "float32")
+    assert not (tmp_path / "out").exists()
+
+
 def test_malformed_hardware_yaml(tmp_path):
     hw = tmp_path / "hw.yaml"
     hw.write_text("tile: {rows: 128\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from archsim.config.device import DeviceConfig
 from archsim.config.hardware import HardwareConfig
@@ -38,6 +38,17 @@ class RunConfig(WorkloadConfig):
         description="The chip (devices, tiles, converters, DPU, interconnect); None trains the "
         "network in software only (no device effects, no latency or energy).",
     )
+
+    @model_validator(mode="after")
+    def _float_weights_need_an_ideal_device(self) -> "RunConfig":
+        device = None if self.hardware is None else self.hardware.device
+        if device is not None and self.learning.rule == "float32" and not device.is_ideal:
+            raise ValueError(
+                f"learning.rule 'float32' keeps unquantized weights, which the multi-level "
+                f"device '{device.name}' cannot store; use rule 'qnn-meta' or 'bnn-meta', or "
+                "the ideal device"
+            )
+        return self
 
 
 def load_run_config(

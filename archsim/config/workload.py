@@ -115,7 +115,12 @@ class AdamConfig(StrictModel):
     beta2: float = Field(default=0.999, ge=0, lt=1, description="Second-moment decay.")
     eps: float = Field(default=1e-8, gt=0, description="Denominator floor.")
     weight_decay: float = Field(
-        default=1e-7, ge=0, description="L2 coefficient added to the gradient (Laborieux: 1e-7)."
+        default=1e-7,
+        ge=0,
+        description="L2 coefficient added to the gradient before Adam's moments (Laborieux: "
+        "1e-7). Under Adam it pulls weights whose gradient is below weight_decay*|W_H| back "
+        "towards zero at up to lr per step (attenuated by the meta-function like any "
+        "shrinking step), which stops noise-driven outward drift; see docs/learning-rules.md.",
     )
     lr_decay: Literal["none", "cosine"] = Field(
         default="none",
@@ -126,7 +131,9 @@ class AdamConfig(StrictModel):
         default=0.0, ge=0, le=1, description="Final learning rate of the cosine schedule, as a fraction of lr."
     )
     reset_between_tasks: bool = Field(
-        default=False, description="Zero Adam's moments at the start of every task."
+        default=True,
+        description="Zero Adam's moments and step count at the start of every task, as "
+        "Laborieux et al.'s main.py does by building a new Adam_meta per task.",
     )
 
 

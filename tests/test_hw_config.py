@@ -42,7 +42,7 @@ def test_presets_validate_and_hold_784_4096_10(name):
 def test_paper_preset_is_128x128_at_130nm_with_the_device_preset():
     hw = validate(HardwareConfig, read_yaml_mapping(REPO / "hwconfigs" / "paper-130nm.yaml"), "p")
     assert (hw.tile.rows, hw.tile.cols, hw.technology.node_nm) == (128, 128, 130)
-    assert hw.tile.count == tiles_needed((784, 8192, 10), 128, 128, "differential") == 960
+    assert hw.tile.count == tiles_needed((784, 4096, 10), 128, 128, "differential") == 480
     device = read_yaml_mapping(REPO / "hwconfigs" / "devices" / "hfo2-130nm.yaml")
     assert hw.device.model_dump() == validate(type(hw.device), device, "d").model_dump()
 

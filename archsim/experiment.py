@@ -122,6 +122,7 @@ def build_learner(
         optimizer=optimizer,
         meta=make_meta_factor(config.learning, quantizer),
         hidden_clip=config.learning.hidden_clip,
+        decoupled_decay=opt_cfg.decoupled_weight_decay,
         bn_trainable=bn_trainable(config.model.bn_affine, net.n_layers),
         observer=observer or TrainingObserver(),
     )

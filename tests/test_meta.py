@@ -53,3 +53,23 @@ def test_only_magnitude_decreasing_updates_are_attenuated(sign):
     assert step_damped[0] < 0.1 * step_plain[0]  # inward: attenuated by M(0.8) = 1 - tanh^2(4.8)
     assert np.isclose(step_damped[1], step_plain[1])  # outward: unchanged
     assert np.sign(damped[1] - w0[1]) == sign  # and it indeed moved outwards
+
+
+@given(
+    hnp.arrays(np.float32, 16, elements=st.floats(-2, 2, width=32)),
+    st.floats(0.0, 50.0),
+)
+def test_decoupled_decay_shrinks_without_crossing_zero_and_is_damped_by_meta(w, decay):
+    """No gradient: the only step is the AdamW shrink lr*decay*W_H, times M(W_H) with a meta."""
+    q = Quantizer.from_config(4)
+    meta = lambda h: qnn_meta_factor(h, q, 3.0)  # noqa: E731
+    for m in (None, meta):
+        param = w.copy()
+        opt = Adam(lr=0.01)
+        opt.begin_step()
+        opt.update(0, param, np.zeros_like(param), m, decoupled_decay=decay)
+        factor = np.float32(1.0) if m is None else m(w)
+        expected = w - np.float32(0.01 * decay) * w * factor
+        np.testing.assert_allclose(param, expected, rtol=1e-5, atol=1e-7)
+        assert np.all(np.abs(param) <= np.abs(w))
+        assert np.all(param * w >= 0)  # never across zero (lr * decay <= 0.5 here)

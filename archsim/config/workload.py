@@ -122,6 +122,15 @@ class AdamConfig(StrictModel):
         "towards zero at up to lr per step (attenuated by the meta-function like any "
         "shrinking step), which stops noise-driven outward drift; see docs/learning-rules.md.",
     )
+    decoupled_weight_decay: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description="AdamW-style decay of the hidden weights (dimensionless, per unit lr): "
+        "each step shrinks W_H by lr*decoupled_weight_decay*W_H, damped by the meta-function. "
+        "Unlike weight_decay it is not normalised by Adam, so it never pushes a weight across "
+        "zero (fewer device writes). Batch-norm parameters are not decayed.",
+    )
     lr_decay: Literal["none", "cosine"] = Field(
         default="none",
         description="Learning-rate schedule within each task: constant, or cosine from lr to "

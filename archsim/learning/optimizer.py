@@ -56,8 +56,14 @@ class Adam:
         grad: np.ndarray,
         meta: MetaFactor | None = None,
         lr_scale: float = 1.0,
+        decoupled_decay: float = 0.0,
     ) -> None:
-        """Apply one Adam step to ``param`` in place; ``meta`` damps shrinking steps."""
+        """Apply one Adam step to ``param`` in place; ``meta`` damps shrinking steps.
+
+        ``decoupled_decay`` (AdamW, Loshchilov & Hutter 2019) shrinks ``param`` by
+        ``lr * decoupled_decay * param`` outside the moments; being a shrinking step it is
+        damped by ``meta`` too, and being multiplicative it never carries a weight across zero.
+        """
         state = self.states.get(key)
         if state is None:
             state = self.states[key] = AdamState.zeros_like(param)
@@ -76,8 +82,12 @@ class Adam:
         denom += np.float32(self.eps)
         step = np.divide(first, denom)
         step *= np.float32(self.lr * lr_scale / correction1)
-        if meta is not None:
+        factor = None if meta is None else meta(param)
+        if factor is not None:
             # Same sign of W_H and of the first moment: the step -lr*m/.. shrinks |W_H|.
             shrinking = (first * param) > 0
-            step = np.where(shrinking, step * meta(param), step)
+            step = np.where(shrinking, step * factor, step)
+        if decoupled_decay:
+            decay = np.float32(self.lr * lr_scale * decoupled_decay) * param
+            step += decay if factor is None else decay * factor
         param -= step

@@ -66,6 +66,7 @@ class Learner:
     optimizer: Adam
     meta: MetaFactor | None = None
     hidden_clip: float | None = None
+    decoupled_decay: float = 0.0
     bn_trainable: tuple[bool, ...] | None = None
     observer: TrainingObserver = field(default_factory=TrainingObserver)
 
@@ -82,7 +83,9 @@ class Learner:
         commits = []
         for layer in range(self.net.n_layers):
             hidden = self.net.hidden[layer]
-            self.optimizer.update(3 * layer, hidden, grads.weights[layer], self.meta, lr_scale)
+            self.optimizer.update(
+                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay
+            )
             if self.hidden_clip is not None:
                 np.clip(hidden, -self.hidden_clip, self.hidden_clip, out=hidden)
             if self.bn_trainable is None or self.bn_trainable[layer]:

@@ -109,14 +109,14 @@ def test_factory_without_hardware_is_ideal_and_draws_nothing():
     assert rng.bit_generator.state == state  # the ideal device never touches its generator
 
 
-def test_float32_rule_gets_float_store_or_clear_error():
+def test_float32_rule_gets_float_store_or_clear_error_at_load():
     tree = run_tree(device={"name": "ideal"})
     tree["learning"]["rule"] = "float32"
     hidden = [np.zeros((4, 3), dtype=np.float32)]
     assert isinstance(make_device_store(validate(RunConfig, tree, "t"), hidden, np.random.default_rng()), FloatStore)
     tree["hardware"]["device"] = {"name": "noisy", "read_noise_sigma": 0.01}
     with pytest.raises(ConfigError, match="float32"):
-        make_device_store(validate(RunConfig, tree, "t"), hidden, np.random.default_rng())
+        validate(RunConfig, tree, "t")  # rejected at load, before any store is built
 
 
 # --------------------------------------------------------------------------- counting

@@ -87,4 +87,3 @@ def test_metaplasticity_reduces_level_changes_in_second_task(tiny):
     plain = run_experiment(tiny(learning__m_star=0.0))
     meta = run_experiment(tiny(learning__m_star=3.0))
     assert sum(int(c.sum()) for c in meta.write_counts) < sum(int(c.sum()) for c in plain.write_counts)
-

@@ -39,20 +39,13 @@ def make_device_store(config: RunConfig, hidden: list[np.ndarray], rng: np.rando
 
     ``config`` is the :class:`~archsim.config.RunConfig`; ``hidden`` the initial hidden weights
     (one (in, out) array per layer); ``rng`` the run's device generator, the only one drawn
-    from. The float32 rule has no levels to store: it gets the digital ``FloatStore`` with an
-    ideal device and a ConfigError with any other device.
+    from. The float32 rule has no levels to store: it gets the digital ``FloatStore``
+    (``RunConfig`` already rejects float32 with a non-ideal device at load time).
     """
-    device = device_config_of(config)
     quantizer = make_quantizer(config.learning, config.model)
     if quantizer is None:
-        if device.is_ideal:
-            return FloatStore(hidden)
-        raise ConfigError(
-            f"hardware.device '{device.name}': learning.rule 'float32' keeps unquantized weights, "
-            "which multi-level devices cannot store; use rule 'qnn-meta' or 'bnn-meta', or the "
-            "ideal device"
-        )
-    return DeviceStore(hidden, quantizer, device, rng)
+        return FloatStore(hidden)
+    return DeviceStore(hidden, quantizer, device_config_of(config), rng)
 
 
 def load_device_preset(name_or_path: str | Path) -> DeviceConfig:

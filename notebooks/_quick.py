@@ -28,7 +28,7 @@ PAPER_WORKLOAD = REPO / "workloads" / "paper-mnist-fmnist.yaml"
 SMOKE_WORKLOAD = REPO / "workloads" / "smoke.yaml"
 
 QUICK_TASK = {"train_limit": 10000, "test_limit": 2000, "epochs": 2}
-"""What every task becomes in quick mode (task lists cannot be changed with --set)."""
+"""What every task becomes in quick mode."""
 
 QUICK_SET = ["model.hidden=[128]", "data.validation_size=500", "software_baseline=false"]
 """--set overrides applied first in quick mode; a notebook's own overrides come after them."""

@@ -68,6 +68,16 @@ def test_set_override_reaches_the_run(tmp_path):
     assert json.loads((out / "summary.json").read_text())["m_star"] == 0
 
 
+def test_set_override_indexes_the_task_list(tmp_path):
+    out = tmp_path / "run"
+    proc = archsim("run", str(write_workload(tmp_path)), "--out", str(out), "--quiet",
+                   "--set", "tasks.1.epochs=2", "--set", "tasks.0.train_limit=200")
+    assert proc.returncode == 0, proc.stderr
+    tasks = yaml.safe_load((out / "config.yaml").read_text())["tasks"]
+    assert [t["epochs"] for t in tasks] == [1, 2]
+    assert [t["train_limit"] for t in tasks] == [200, 300]
+
+
 BAD_WORKLOAD_CHANGES = {
     "unknown top-level key": ({"colour": "red"}, "unknown key 'colour'"),
     "one level": ({"model": {"hidden": [32], "levels": 1}}, "model.levels"),
@@ -99,6 +109,9 @@ BAD_OVERRIDES = {
     "override without equals": (["--set", "learning.m_star"], "dotted.key=value"),
     "unknown nested key": (["--set", "learning.momentum=0.9"], "learning.momentum"),
     "infinite init width": (["--set", "model.init_width=.inf"], "model.init_width"),
+    "task index out of range": (["--set", "tasks.7.epochs=2"], "no index 7"),
+    "task index not a number": (["--set", "tasks.first.epochs=2"], "use an index or '*'"),
+    "zero epochs by index": (["--set", "tasks.0.epochs=0"], "tasks.0.epochs"),
 }
 
 

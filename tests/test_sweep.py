@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from archsim.errors import ConfigError
-from archsim.sweep.points import expand, set_dotted
+from archsim.config.dotted import set_dotted
+from archsim.sweep.points import expand
 from archsim.sweep.spec import load_spec
 from archsim.sweep.store import flatten
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from archsim.config.dotted import set_dotted
 from archsim.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
@@ -80,20 +81,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of ``tree`` with every ``dotted.key=value`` override applied."""
+    """Return a copy of ``tree`` with every ``dotted.key=value`` override applied.
+
+    A numeric part indexes a list and ``*`` means every element, as for sweep keys:
+    ``tasks.0.epochs=10``, ``tasks.*.train_limit=1000``.
+    """
     result = copy.deepcopy(tree)
     for text in overrides:
         keys, value = parse_override(text)
-        node = result
-        for depth, key in enumerate(keys[:-1]):
-            child = node.get(key)
-            if child is None:
-                child = node[key] = {}
-            if not isinstance(child, dict):
-                prefix = ".".join(keys[: depth + 1])
-                raise ConfigError(f"--set {text!r}: {prefix} is a value, not a section")
-            node = child
-        node[keys[-1]] = value
+        set_dotted(result, ".".join(keys), value, label=f"--set {text!r}")
     return result
 
 

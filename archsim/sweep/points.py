@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from archsim.config import RunConfig
+from archsim.config.dotted import get_dotted, set_dotted
 from archsim.config.loader import format_validation_error, read_yaml_mapping
 from archsim.errors import ConfigError
 from archsim.sweep.spec import Distribution, RandomSpec, SweepSpec, check_sweep, resolve_input
@@ -47,65 +48,6 @@ def canonical_json(data: Any) -> str:
 def point_id(config: RunConfig) -> str:
     """Stable identity of a resolved configuration."""
     return hashlib.sha256(canonical_json(config.model_dump(mode="json")).encode()).hexdigest()
-
-
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.0.c`` (``*`` = every list element) in a nested dict/list tree, in place.
-
-    Missing sections are created as dicts; errors name the key.
-    """
-    parts = key.split(".")
-
-    def walk(node: Any, depth: int) -> None:
-        part = parts[depth]
-        last = depth == len(parts) - 1
-        where = ".".join(parts[:depth]) or "(top level)"
-        if isinstance(node, list):
-            if part == "*":
-                indices = range(len(node))
-            elif part.lstrip("-").isdigit():
-                index = int(part)
-                if not -len(node) <= index < len(node):
-                    raise ConfigError(
-                        f"key '{key}': {where} has {len(node)} element(s), no index {index}"
-                    )
-                indices = range(index % len(node), index % len(node) + 1)
-            else:
-                raise ConfigError(f"key '{key}': {where} is a list; use an index or '*', not '{part}'")
-            for i in indices:
-                if last:
-                    node[i] = copy.deepcopy(value)
-                else:
-                    walk(node[i], depth + 1)
-            return
-        if not isinstance(node, dict):
-            raise ConfigError(f"key '{key}': {where} is a value, not a section")
-        if part == "*":
-            raise ConfigError(f"key '{key}': '*' only applies to lists, {where} is a section")
-        if last:
-            node[part] = copy.deepcopy(value)
-            return
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        walk(child, depth + 1)
-
-    walk(tree, 0)
-
-
-def get_dotted(tree: Any, key: str) -> Any:
-    """Value at a dotted key of a resolved tree; ``*`` gives the list of every element's value."""
-    node = tree
-    parts = key.split(".")
-    for depth, part in enumerate(parts):
-        if isinstance(node, list):
-            if part == "*":
-                rest = ".".join(parts[depth + 1 :])
-                return [get_dotted(item, rest) if rest else item for item in node]
-            node = node[int(part)]
-        else:
-            node = node[part]
-    return node
 
 
 def draw(dist: Distribution, rng: np.random.Generator) -> Any:

@@ -113,3 +113,28 @@ def test_mapping_utilisation_and_reference_encoding():
     assert util["weight_cells"] == 784 * 100 + 100 * 10
     assert util["reference_cells"] == 784 + 100  # one reference column per tile, over its used rows
     assert util["cell_utilisation_allocated"] == pytest.approx((784 * 100 + 1000) / (8 * 128 * 128), abs=1e-6)
+
+
+SHIPPED_WORKLOADS = sorted(p.stem for p in (REPO / "workloads").glob("*.yaml"))
+SHIPPED_HARDWARE = sorted(p.stem for p in (REPO / "hwconfigs").glob("*.yaml"))
+TOO_BIG_FOR_THE_CHIP = {("bnn-baseline", "paper-130nm"), ("bnn-baseline", "scaled-256-28nm")}
+"""784-4096-4096-10 needs more tiles than these chips have: a clean MappingError at load."""
+
+
+def test_the_shipped_presets_are_all_found():
+    assert {"paper-mnist-fmnist", "bnn-baseline", "smoke"} <= set(SHIPPED_WORKLOADS)
+    assert {"paper-130nm", "hfo2-device", "ideal-device"} <= set(SHIPPED_HARDWARE)
+
+
+@pytest.mark.parametrize("workload", SHIPPED_WORKLOADS)
+@pytest.mark.parametrize("hardware", [None, *SHIPPED_HARDWARE])
+def test_every_shipped_workload_loads_on_every_shipped_hardware(workload, hardware):
+    """A preset edit that breaks validation fails here, not in a user's first run."""
+    if (workload, hardware) in TOO_BIG_FOR_THE_CHIP:
+        with pytest.raises(MappingError, match="tiles"):
+            load_run_config(workload, hardware)
+        return
+    config = load_run_config(workload, hardware)
+    assert config.tasks and config.name
+    if hardware is not None:
+        assert config.hardware is not None and config.hardware.name

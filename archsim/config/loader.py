@@ -67,8 +67,8 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``a.b.c=value`` into the key path and the YAML-parsed value."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``a.b.c=value`` into the dotted key and the YAML-parsed value."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
@@ -77,7 +77,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         raise ConfigError(f"--set {text!r}: value is not valid YAML; quote it or fix it") from None
-    return key.split("."), value
+    return key, value
 
 
 def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     """
     result = copy.deepcopy(tree)
     for text in overrides:
-        keys, value = parse_override(text)
-        set_dotted(result, ".".join(keys), value, label=f"--set {text!r}")
+        key, value = parse_override(text)
+        set_dotted(result, key, value, label=f"--set {text!r}")
     return result
 
 

@@ -108,13 +108,12 @@ def run(
     typer.echo(f"results: {out_dir}")
 
 
-def print_accuracy(summary: dict) -> None:
-    """Accuracy matrix as a small table on stdout."""
-    matrix = summary["accuracy"]
-    tasks = list(matrix[list(matrix)[-1]])
-    typer.echo("accuracy (%)   " + "  ".join(f"{t:>14}" for t in tasks))
-    for after, row in matrix.items():
-        cells = "  ".join(f"{100 * row[t]:14.2f}" if t in row else f"{'':>14}" for t in tasks)
+def print_accuracy(summary) -> None:
+    """Accuracy matrix (a RunSummary's) as a small table on stdout, rows in training order."""
+    frame = summary.accuracy_frame()
+    typer.echo("accuracy (%)   " + "  ".join(f"{t:>14}" for t in frame.columns))
+    for after, row in frame.iterrows():
+        cells = "  ".join(f"{100 * v:14.2f}" if v == v else f"{'':>14}" for v in row)
         typer.echo(f"{after:<15}{cells}")
 
 

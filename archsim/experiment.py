@@ -7,8 +7,9 @@ schedule, ledger) attaches to the learner through its weight store and observer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +31,47 @@ INPUT_SIZE = 784
 N_CLASSES = 10
 
 ProgressCallback = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """Passed to ``on_epoch_end`` after every training epoch."""
+
+    task: str
+    task_index: int
+    epoch: int
+    """Epoch within the task, from 1."""
+    epochs: int
+    """Epochs of the task."""
+    train_loss: float
+    learner: Learner
+    """The learner (``learner.store.write_counts()``, ``learner.evaluate(x, y, batch)``)."""
+
+
+@dataclass(frozen=True)
+class TaskEnd:
+    """Passed to ``on_task_end`` after a task is trained and every task seen so far evaluated."""
+
+    task: str
+    task_index: int
+    accuracy: dict[str, float]
+    validation_accuracy: dict[str, float]
+    learner: Learner
+
+
+class RunCallback(Protocol):
+    """What a run calls back; an object may define either method or both."""
+
+    def on_epoch_end(self, event: EpochEnd) -> None: ...
+
+    def on_task_end(self, event: TaskEnd) -> None: ...
+
+
+def notify(callbacks: Sequence[Any], method: str, event: Any) -> None:
+    for callback in callbacks:
+        handler = getattr(callback, method, None)
+        if handler is not None:
+            handler(event)
 
 
 @dataclass(frozen=True)
@@ -150,6 +192,7 @@ def train_sequence(
     tasks: list[TaskData],
     shuffle_rng: np.random.Generator,
     progress: ProgressCallback | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[dict, dict, dict, dict]:
     """Train the tasks in order; after each, evaluate every task seen so far.
 
@@ -168,15 +211,14 @@ def train_sequence(
             learner.optimizer.reset()
         start = time.perf_counter()
         on_batch = (lambda n, name=data.name: progress(name, n)) if progress else None
-        losses[data.name] = learner.train_epochs(
-            data.train_x,
-            data.train_y,
-            task_cfg.epochs,
-            config.learning.batch_size,
-            shuffle_rng,
-            schedule,
-            on_batch,
-        )
+        losses[data.name] = []
+        for epoch in range(task_cfg.epochs):  # one epoch per call, for the epoch callbacks
+            epoch_schedule = (lambda p, e=epoch, n=task_cfg.epochs: schedule((e + p) / n))
+            losses[data.name] += learner.train_epochs(
+                data.train_x, data.train_y, 1, config.learning.batch_size, shuffle_rng, epoch_schedule, on_batch
+            )
+            notify(callbacks, "on_epoch_end", EpochEnd(
+                data.name, index, epoch + 1, task_cfg.epochs, losses[data.name][-1], learner))
         wall[f"train:{data.name}"] = time.perf_counter() - start
         key = f"after:{data.name}"
         bn_states[data.name] = learner.net.batch_norm_state()
@@ -189,6 +231,7 @@ def train_sequence(
             if seen.val_x.shape[0] > 0:
                 validation[key][seen.name] = learner.evaluate(seen.val_x, seen.val_y, config.eval_batch_size)
         learner.net.load_batch_norm_state(current)
+        notify(callbacks, "on_task_end", TaskEnd(data.name, index, accuracy[key], validation[key], learner))
     return accuracy, validation, losses, wall
 
 
@@ -205,18 +248,21 @@ def run_experiment(
     store_factory: StoreFactory = ideal_store,
     observer: TrainingObserver | None = None,
     mvm: Mvm | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> RunResult:
     """Train every task of ``config`` in order and measure the accuracy matrix.
 
     ``store_factory`` (device model), ``observer`` (architecture engine) and ``mvm``
     (circuit effects on the matrix products) attach the hardware; the defaults are ideal.
+    ``callbacks`` (:class:`RunCallback`) are called after every epoch and every task.
     """
     tasks = [
         load_task_data(t, config.data.data_dir, config.data.validation_size) for t in config.tasks
     ]
     rngs = seed_streams(config.seed)
     learner = build_learner(config, rngs["init"], rngs["device"], store_factory, observer, mvm)
-    accuracy, validation, losses, wall = train_sequence(config, learner, tasks, rngs["shuffle"], progress)
+    accuracy, validation, losses, wall = train_sequence(
+        config, learner, tasks, rngs["shuffle"], progress, callbacks)
     result = RunResult(
         accuracy=accuracy,
         validation_accuracy=validation,

@@ -7,8 +7,8 @@ every batch and supplies the circuit's matrix products.
 
 from __future__ import annotations
 
-import json
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from archsim.config import RunConfig, to_yaml
 from archsim.experiment import RunResult, StoreFactory, ideal_store, run_experiment
 from archsim.io import atomic_write_json, atomic_write_npz, atomic_write_text, staged_directory
 from archsim.learning.storage import WeightStore
+from archsim.results import RunSummary
 from archsim.summary import build_summary
 
 TRAIN_IMAGES_PER_DATASET = 60_000
@@ -68,9 +69,13 @@ def total_training_images(config: RunConfig) -> int:
 
 
 def execute(
-    config: RunConfig, show_progress: bool = False
-) -> tuple[dict[str, Any], RunResult, HardwareAttachment]:
-    """Run the experiment with its hardware and build the summary (no files written)."""
+    config: RunConfig, show_progress: bool = False, callbacks: Sequence[Any] = ()
+) -> tuple[RunSummary, RunResult, HardwareAttachment]:
+    """Run the experiment with its hardware and build the typed summary (no files written).
+
+    ``callbacks``: objects with ``on_epoch_end(event)`` and/or ``on_task_end(event)``
+    (:mod:`archsim.experiment`, :class:`~archsim.experiment.RunCallback`).
+    """
     bars: list[tqdm] = []
 
     def progress(task: str, images: int) -> None:
@@ -90,13 +95,12 @@ def execute(
             store_factory=hardware.store_factory,
             observer=arch.observer if arch is not None else None,
             mvm=arch.mvm if arch is not None else None,
+            callbacks=callbacks,
         )
     finally:
         for bar in bars:
             bar.close()
-    summary = build_summary(
-        config, result, hardware.device_store, arch.summary() if arch is not None else None
-    )
+    summary = build_summary(config, result, hardware.device_store, arch)
     return summary, result, hardware
 
 
@@ -115,7 +119,7 @@ def device_arrays(result: RunResult, store: Any | None) -> dict[str, np.ndarray]
 
 
 def write_results(
-    out_dir: Path, config: RunConfig, summary: dict[str, Any], result: RunResult,
+    out_dir: Path, config: RunConfig, summary: RunSummary, result: RunResult,
     hardware: HardwareAttachment,
 ) -> None:
     """Every result file of a run, each written atomically into ``out_dir``."""
@@ -127,17 +131,18 @@ def write_results(
          "python": platform.python_version(), "numpy": np.__version__},
     )
     # summary.json last: its presence marks a complete result folder.
-    atomic_write_json(out_dir / "summary.json", summary)
+    summary.save(out_dir / "summary.json")
 
 
 def execute_run(
-    config: RunConfig, out_dir: Path, show_progress: bool = True, trace: Path | None = None
-) -> dict[str, Any]:
+    config: RunConfig, out_dir: Path, show_progress: bool = True, trace: Path | None = None,
+    callbacks: Sequence[Any] = (),
+) -> RunSummary:
     """Run and write ``out_dir`` as a whole: it appears complete or not at all.
 
     ``trace`` (with hardware) also writes a Chrome/Perfetto trace of the first batches.
     """
-    summary, result, hardware = execute(config, show_progress)
+    summary, result, hardware = execute(config, show_progress, callbacks)
     with staged_directory(out_dir) as staging:
         write_results(staging, config, summary, result, hardware)
     if trace is not None and hardware.architecture is not None:
@@ -145,5 +150,6 @@ def execute_run(
     return summary
 
 
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "summary.json").read_text())
+def load_summary(run_dir: Path) -> RunSummary:
+    """The typed summary of a run folder."""
+    return RunSummary.load(Path(run_dir) / "summary.json")

@@ -30,7 +30,7 @@ from archsim.errors import (
 )
 from archsim.sweep.points import Point, expand
 from archsim.sweep.spec import SweepSpec, default_output, load_spec, resolve_input
-from archsim.sweep.store import PointStore, flatten
+from archsim.sweep.store import PointStore
 
 CONNECT_TIMEOUT_S = 10.0
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -71,10 +71,11 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
         from archsim.config import RunConfig
         from archsim.runner import execute
 
-        # execute() returns (summary, result, ...); only the summary is stored.
+        # execute() returns (summary, result, ...); only the summary is stored, flattened
+        # through the typed model (RunSummary.flat), so columns follow its field names.
         summary = execute(RunConfig.model_validate(config), show_progress=False)[0]
         return {"status": "ok", "error": "", "wall_time_s": time.perf_counter() - start,
-                "metrics": flatten(summary)}
+                "metrics": summary.flat()}
     except InterruptedRun:  # SIGTERM of a serial sweep stops the sweep, not just the point
         raise
     except Exception as exc:  # recorded, the sweep goes on

@@ -27,9 +27,20 @@ app = typer.Typer(
 DEBUG = {"enabled": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from archsim import __version__
+
+        typer.echo(f"archsim {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     DEBUG["enabled"] = debug
 
@@ -149,13 +160,38 @@ def report(
     format_: Annotated[
         str, typer.Option("--format", help="Figure format: png, svg or both.")
     ] = "png",
+    objective: Annotated[
+        Optional[list[str]],
+        typer.Option("--objective", help="Sweeps: what to draw against accuracy (repeatable): inference-energy, "
+                     "training-energy, energy, latency, train-latency, run-time, area, writes, max-writes, "
+                     "accuracy, or a numeric column of results.parquet."),
+    ] = None,
 ) -> None:
     """Figures and report.md of a run (accuracy, energy, latency, writes, conductances, memory)
-    or of a sweep (Pareto fronts of energy, latency and writes against accuracy)."""
+    or of a sweep (each objective against accuracy, every swept key shown, seeds as mean ± sd)."""
     from archsim.report import make_report
 
-    path = make_report(run_dir, out, format_)
+    path = make_report(run_dir, out, format_, objective)
     typer.echo(f"report: {path}")
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped workloads, hardware and device presets, one line each."""
+    from archsim.catalog import preset_lines
+
+    for line in preset_lines():
+        typer.echo(line)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of summary.json (the typed run result, archsim.results.RunSummary)."""
+    import json
+
+    from archsim.results import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

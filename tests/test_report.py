@@ -98,8 +98,7 @@ def test_run_report_is_deterministic_and_replaces_an_earlier_report(hw_run):
 def test_svg_format(hw_run, tmp_path):
     svg = make_report(hw_run, tmp_path / "svg", "svg").parent
     assert {p.name for p in svg.iterdir()} == {
-        "report.md", "accuracy.svg", "energy.svg", "latency.svg", "writes.svg", "conductance.png"}
-    # conductance.png: drawn by archsim.devices.plots, PNG only.
+        "report.md", "accuracy.svg", "energy.svg", "latency.svg", "writes.svg", "conductance.svg"}
     assert "<dc:date>" not in (svg / "accuracy.svg").read_text()
     assert "](accuracy.svg)" in (svg / "report.md").read_text()
 
@@ -121,12 +120,12 @@ def test_sections_with_missing_files_are_skipped(hw_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     summary = json.loads((hw_run / "summary.json").read_text())
-    del summary["energy_j"], summary["memory_bits"]
+    del summary["energy_j"], summary["tasks"]
     (run / "summary.json").write_text(json.dumps(summary))
     (run / "devices.npz").write_bytes(b"not a zip")  # unreadable: noted, not an error
     text = make_report(run).read_text()
     assert "Note: config.yaml is missing" in text and "Note: devices.npz cannot be read" in text
-    assert "*Skipped: no energy_j" in text and "*Skipped: no memory_bits" in text
+    assert "*Skipped: no energy_j" in text
     assert "*Skipped: devices.npz holds no per-device write counts" in text
     assert "latency.png" in text
     # Without config.yaml the rows are ordered by how many tasks they hold.
@@ -259,7 +258,16 @@ def test_task_order_and_final_accuracy_without_config():
 
 
 # -- bad inputs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["missing", "not-a-run", "corrupt-summary", "corrupt-parquet",
+def minimal_summary() -> dict:
+    """The smallest valid summary.json: a software run of one task."""
+    return {"archsim_version": "0", "workload": "w", "seed": 0, "rule": "qnn-meta", "m_star": 0.0,
+            "accuracy": {"after:a": {"a": 0.5}}, "validation_accuracy": {}, "train_loss": {"a": [1.0]},
+            "writes": {"total": 0, "max_per_device": 0, "mean_per_device": 0.0, "pulses_total": 0,
+                       "stuck_devices": 0, "weights": 1},
+            "memory_bits": {"weights": 1, "total": 34, "bnn_equivalent": 66, "saving_vs_bnn": 1.94, "formula": "f"}}
+
+
+@pytest.mark.parametrize("case", ["missing", "not-a-run", "corrupt-summary", "not-a-summary", "corrupt-parquet",
                                   "unwritable-out", "bad-format"])
 def test_bad_inputs_give_one_line(tmp_path, case):
     target = tmp_path / "run"
@@ -276,8 +284,11 @@ def test_bad_inputs_give_one_line(tmp_path, case):
     elif case == "corrupt-parquet":
         (target / "results.parquet").write_bytes(b"PAR1 garbage")
         code, expected = 3, "cannot be read as Parquet"
-    elif case == "unwritable-out":
+    elif case == "not-a-summary":
         (target / "summary.json").write_text(json.dumps({"accuracy": {"after:a": {"a": 0.5}}}))
+        code, expected = 3, "not a summary of this archsim version ('archsim_version': Field required)"
+    elif case == "unwritable-out":
+        (target / "summary.json").write_text(json.dumps(minimal_summary()))
         blocker = tmp_path / "file"
         blocker.write_text("x")
         args = ["--out", str(blocker / "rep")]

@@ -388,6 +388,22 @@ class HardwareConfig(StrictModel):
         default=3, ge=0, description="Batches (training and evaluation) recorded in the Perfetto trace."
     )
 
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_preset(cls, value: object) -> object:
+        """``device: {preset: hfo2-130nm, read_noise_sigma: 0.02}``: the shipped device preset
+        ``hwconfigs/devices/hfo2-130nm.yaml`` (or a YAML file path) with those fields replaced."""
+        if not isinstance(value, dict) or "preset" not in value:
+            return value
+        from archsim.devices import load_device_preset
+        from archsim.errors import ConfigError
+
+        try:
+            preset = load_device_preset(str(value["preset"])).model_dump(mode="json")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return preset | {k: v for k, v in value.items() if k != "preset"}
+
     @property
     def weight_encoding(self) -> str:
         """The tile encoding of signed weights (tile setting, else the device mapping)."""

@@ -73,6 +73,9 @@ class DeviceStats(OpenSection):
     writes_mean_per_weight: float = Field(ge=0)
     pulses_total: int = Field(ge=0)
     stuck_devices: int = Field(ge=0)
+    stuck_fabrication: int | None = Field(default=None, ge=0, description="Devices stuck from fabrication.")
+    stuck_worn_out: int | None = Field(default=None, ge=0, description="Devices worn out during the run.")
+    pulses_max_per_device: int | None = Field(default=None, ge=0)
     program_energy_j: float | None = Field(default=None, ge=0, description="Energy of training-time programming (J).")
     program_time_s: float | None = Field(default=None, ge=0, description="Time of training-time programming (s).")
 
@@ -362,26 +365,46 @@ def ordered_phases(values: dict[str, float]) -> dict[str, float]:
     return {p: values[p] for p in known + sorted(p for p in values if p not in PHASES)}
 
 
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def section_fields(model: type[BaseModel] = RunSummary) -> set[str]:
+    """Fields holding a mapping (a section or a dict): their flat columns are ``field.key``."""
+    import typing
+
+    out = set()
+    for name, info in model.model_fields.items():
+        annotation = _unwrap(info.annotation)
+        if typing.get_origin(annotation) is dict or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            out.add(name)
+    return out
+
+
 def field_path_exists(dotted: str, model: type[BaseModel] = RunSummary) -> bool:
     """True if ``a.b.c`` names a field of the model (through nested sections); a dict-typed
     field accepts any further key (``energy_j.by_component.adc``)."""
     import typing
 
-    parts = dotted.split(".")
+    import typing
+
     current: Any = model
-    for i, part in enumerate(parts):
+    for part in dotted.split("."):
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return False
-        field = current.model_fields.get(part)
-        if field is None:
+        info = current.model_fields.get(part)
+        if info is None:
             return False
-        annotation = field.annotation
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and args:
-            annotation = args[0]
-        if typing.get_origin(annotation) is dict:
+        current = _unwrap(info.annotation)
+        if typing.get_origin(current) is dict:
             return True
-        current = annotation
     return True
 
 

@@ -177,7 +177,7 @@ class AdcConfig(StrictModel):
 class CrossbarConfig(StrictModel):
     """Analog read of the 1T1R array."""
 
-    read_voltage_v: float = Field(default=0.2, gt=0, description="Read voltage in V (0.2 V, DESIGN §3).")
+    read_voltage_v: float = Field(default=0.2, gt=0, description="Read voltage in V (0.2 V: assumption, below the HfO2 switching voltage).")
     read_time_s: float = Field(default=1.0e-9, gt=0, description="Read pulse per slice in s (1 ns).")
     mean_cell_conductance_s: float | None = Field(
         default=None,
@@ -204,7 +204,7 @@ class ProgrammingConfig(StrictModel):
     pulse_energy_j: float = Field(
         default=0.6e-12,
         ge=0,
-        description="Energy in J of one SET/RESET pulse (about 0.6 pJ, DESIGN §3: 2 V, 10-50 ns). "
+        description="Energy in J of one SET/RESET pulse (0.6 pJ: assumption, V^2 G t of 2 V, 10 ns, 15 uS). "
         "Used when the device model reports no energy (CommitReport.energy_j = 0).",
     )
     pulse_time_s: float | None = Field(

@@ -26,13 +26,16 @@ import numpy as np
 
 from archsim.errors import ConfigError, DataError
 from archsim.report.markdown import Document, eng, num, pct, staged_output
-from archsim.results import RunSummary
+from archsim.results import RunSummary, section_fields
 
 ACCURACY_PREFIX = "accuracy.after:"
 META_COLUMNS = {"point_id", "status", "error", "wall_time_s", "finished_at", "config_json"}
-SUMMARY_SECTIONS = set(RunSummary.model_fields) | {"summary"}
-"""First dotted part of metric columns (the fields of the run summary); other columns are swept
-keys. The summary's own ``seed`` is stored as ``summary.seed``: a ``seed`` column is the swept seed."""
+SUMMARY_SECTIONS = section_fields() | {"summary"}
+"""First dotted part of metric columns (the mapping fields of the run summary)."""
+SUMMARY_SCALARS = set(RunSummary.model_fields) - section_fields() - {"seed"}
+"""Metric columns named by a summary field alone (``workload``, ``tasks``, ...). The summary's own
+``seed`` is stored as ``summary.seed``: a ``seed`` column is the swept seed, and ``tasks.0.epochs``
+is a swept key."""
 
 
 @dataclass(frozen=True)
@@ -150,8 +153,7 @@ def final_accuracy(frame: Any) -> tuple[np.ndarray, list[str], str | None]:
 
 def swept_keys(frame: Any) -> list[str]:
     return [c for c in frame.columns
-            if c not in META_COLUMNS and c.split(".")[0] not in SUMMARY_SECTIONS
-            and not c.startswith(ACCURACY_PREFIX)]
+            if c not in META_COLUMNS and c not in SUMMARY_SCALARS and c.split(".")[0] not in SUMMARY_SECTIONS]
 
 
 def varying(frame: Any, keys: list[str]) -> list[str]:

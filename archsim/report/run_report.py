@@ -313,7 +313,7 @@ def writes_section(doc: Document, summary: RunSummary, config: dict[str, Any] | 
 
 # -- conductances -------------------------------------------------------------------------------
 def conductance_snapshot(devices: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
-    """The arrays plot_conductance_distributions needs, or None if incomplete."""
+    """The conductance, state and stuck arrays of every plane, or None if incomplete."""
     if not devices or "state_g_s" not in devices:
         return None
     snap = {"state_g_s": devices["state_g_s"]}

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _LAZY = {
     "run": ("archsim.api", "run"),
-    "sweep": ("archsim.api", "sweep"),
+    "sweep": ("archsim.sweep", ""),  # the package itself, callable: archsim.api.sweep
     "RunSummary": ("archsim.results", "RunSummary"),
     "EpochEnd": ("archsim.experiment", "EpochEnd"),
     "TaskEnd": ("archsim.experiment", "TaskEnd"),
@@ -38,5 +38,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attribute = _LAZY[name]
-        return getattr(importlib.import_module(module), attribute)
+        loaded = importlib.import_module(module)
+        return getattr(loaded, attribute) if attribute else loaded
     raise AttributeError(f"module 'archsim' has no attribute {name!r}")

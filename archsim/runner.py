@@ -39,15 +39,9 @@ class HardwareAttachment:
         if config.hardware is not None:
             from archsim.engine import build_architecture
 
-            attachment.architecture = build_architecture(config)
-            from archsim.devices import make_device_store
-
-            def capture(cfg: RunConfig, hidden: list[np.ndarray], rng: np.random.Generator) -> WeightStore:
-                store = make_device_store(cfg, hidden, rng)
-                attachment.stores.append(store)
-                return store
-
-            attachment.store_factory = capture
+            arch = attachment.architecture = build_architecture(config)
+            attachment.store_factory = arch.store_factory
+            attachment.stores = arch.stores
         return attachment
 
     @property

@@ -12,6 +12,7 @@ identical totals (tests/test_hw_engine.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +71,13 @@ class Engine:
     traced: int = 0
     writes_total: int = 0
     pulses_total: int = 0
+    group_tiles: bool = True  # one pair of stage processes per tile shape (identical totals)
+    clock_listeners: list[Callable[[float], None]] = field(default_factory=list)
+
+    @property
+    def now_s(self) -> float:
+        """Simulated time in s: the sum of every batch's schedule so far."""
+        return self.time_ps * 1e-12
 
     # ---- data-dependent write plan --------------------------------------------------------
     def write_plan(self, commits: list[CommitReport]) -> tuple[list[TileWrite], float]:
@@ -136,7 +144,7 @@ class Engine:
             self.tracer.offset_ps = self.time_ps
         if to_sim:
             sim = Sim(self.chip, self.mapping, self.network, self.model, batch_ledger,
-                      self.tracer if tracing else None)
+                      self.tracer if tracing else None, self.group_tiles)
             durations: dict[str, int] = {}
 
             def run_phases():
@@ -173,10 +181,12 @@ class Engine:
         stats.batches += 1
         stats.images += batch
         stats.time_ps += elapsed
+        for listener in self.clock_listeners:
+            listener(self.now_s)
 
     def probe_inference(self, batch: int = 1) -> int:
         """Latency in ps of one inference batch on an idle chip (not added to the totals)."""
-        sim = Sim(self.chip, self.mapping, self.network, self.model, Ledger(), None)
+        sim = Sim(self.chip, self.mapping, self.network, self.model, Ledger(), None, self.group_tiles)
         sim.env.process(sim.forward(batch, "eval"))
         sim.env.run()
         return int(sim.env.now)

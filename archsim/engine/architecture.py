@@ -188,7 +188,7 @@ class Architecture:
 
     def write_trace(self, path: str | Path) -> None:
         """Chrome/Perfetto trace JSON of the first ``hardware.trace_batches`` batches."""
-        self.engine.tracer.write(path)
+        self.engine.trace().write(path)
 
 
 def build_architecture(config: RunConfig) -> Architecture:

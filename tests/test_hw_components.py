@@ -289,3 +289,37 @@ def test_unknown_adc_model_is_one_clear_config_error():
 
     with pytest.raises(ConfigError, match="hardware.adc.model = 'flash'.*sar"):
         build_chip(small_hw(adc={"model": "flash"}), 3)
+
+
+def test_adding_an_adc_model_by_name():
+    """The example of archsim/hw/README.md and docs/architecture.md §11, run."""
+    from archsim.errors import ConfigError
+    from archsim.hw.converters import ADC_MODELS, Adc
+
+    @ADC_MODELS.register("flash")
+    class FlashAdc(Adc):
+        @classmethod
+        def conversion_energy_j(cls, cfg, cmos_scale):
+            return cfg.energy_per_conversion_j * (2**cfg.bits - 1) / (2**cfg.reference_bits - 1) * cmos_scale
+
+        @classmethod
+        def conversion_time_s(cls, cfg):
+            if cfg.latency_s is None:
+                raise ConfigError("a flash ADC needs hardware.adc.latency_s")
+            return cfg.latency_s
+
+    try:
+        hw = small_hw(adc={"model": "flash", "bits": 4, "reference_bits": 8, "latency_s": 1e-9,
+                           "energy_per_conversion_j": 2.55e-12, "columns_per_adc": COLS_PER_ADC})
+        chip = build_chip(hw, 3)
+        assert isinstance(chip.tile.adc, FlashAdc)
+        assert chip.unit_energy[("adc", "convert")] == pytest.approx(2.55e-12 * 15 / 255)
+        op = chip.tile.mvm(ROWS, COLS // 2, 1)
+        assert op.convert_cycles == 2  # 2 rounds (4 columns = 2 pairs per ADC) of 1 ns
+        # the transform is inherited: 4 bits -> 16 codes
+        ramp = np.linspace(-100, 100, 1001, dtype=np.float32)
+        assert np.unique(chip.tile.adc.quantize(ramp, ROWS, 1.0, 1.0)).size == 16
+        with pytest.raises(ConfigError, match="latency_s"):
+            build_chip(small_hw(adc={"model": "flash"}), 3)
+    finally:
+        ADC_MODELS.remove("flash")

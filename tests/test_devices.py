@@ -462,6 +462,7 @@ def test_pulse_steps_take_the_max_over_the_pair_and_the_engine_uses_them():
     report = store.commit(0, np.array([[-1.0, 0.0, 1.0], [-1.0, 0.0, 0.0]], dtype=np.float32))
     np.testing.assert_array_equal(report.pulses, [2, 1, 1, 2])
     np.testing.assert_array_equal(report.pulse_steps, [1, 1, 1, 1])
+    np.testing.assert_array_equal(report.index, np.flatnonzero(report.changed))  # [0, 1, 2, 3]
     hw = HardwareConfig.model_validate({"tile": {"rows": 8, "cols": 8}, "programming": {"row_parallel": True}})
     chip = build_chip(hw, 3)
     mapping = map_network((2, 3), 8, 8, "differential", None)
@@ -561,3 +562,14 @@ def test_device_clock_without_an_engine_advances_by_programming_time():
     assert store.now_s == before
     DeviceClock(None, [store], seconds_per_batch=2.5).on_eval_batch(10)
     assert store.now_s == pytest.approx(before + 2.5)
+
+
+def test_report_histogram_uses_per_device_writes_when_saved():
+    from archsim.report.run_report import per_device_counts
+
+    arrays = {"layer0.writes": np.array([[4]]), "layer0.programs0": np.array([[2]]),
+              "layer0.programs1": np.array([[2]]), "layer0.pulses0": np.array([[3]])}
+    programs = per_device_counts(arrays, "programs")
+    assert list(programs) == ["layer0 plane0", "layer0 plane1"] and int(programs["layer0 plane0"].max()) == 2
+    assert list(per_device_counts(arrays, "writes")) == ["layer0"]
+    assert list(per_device_counts(arrays, "pulses")) == ["layer0 plane0"]

@@ -12,7 +12,8 @@ on it exactly as on the ideal :class:`~archsim.learning.storage.QuantizedStore`:
   :class:`~archsim.learning.storage.CommitReport` whose per-changed-weight arrays (in
   ``np.flatnonzero(changed)`` order) are ``pulses`` (all its devices: both of a differential
   pair), ``pulse_steps`` (the larger of the pair: the pulse-and-verify steps when both are
-  pulsed in the same step) and ``stuck`` (no device of it could be programmed);
+  pulsed in the same step) and ``stuck`` (no device of it could be programmed), plus
+  ``index`` (the changed weights' flat indices);
 * ``write_counts()``: writes per weight, one uint32 array per layer;
 * ``now_s`` / ``advance_time_s(dt)``: the simulated clock drift ages the devices by.
 
@@ -254,7 +255,7 @@ class DeviceStore:
             state.levels = new_levels
             none = np.zeros(0, dtype=np.uint32)
             return CommitReport(changed=changed, pulses=none, energy_j=0.0, pulse_steps=none,
-                                stuck=np.zeros(0, dtype=bool))
+                                stuck=np.zeros(0, dtype=bool), index=index)
         lv_old = state.levels.ravel()[index]
         lv_new = new_levels.ravel()[index]
         state.levels = new_levels
@@ -293,7 +294,7 @@ class DeviceStore:
         self._decode(state, index)
         self.energy_j += energy
         return CommitReport(changed=changed, pulses=pulses, energy_j=energy, pulse_steps=steps,
-                            stuck=stuck)
+                            stuck=stuck, index=index)
 
     def write_counts(self) -> list[np.ndarray]:
         """Writes per weight since creation (level changes that programmed at least one of its

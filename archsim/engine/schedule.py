@@ -85,7 +85,7 @@ class Engine:
         for layer_map, report in zip(self.mapping.layers, commits):
             energy += float(report.energy_j)
             changed = np.asarray(report.changed, dtype=bool)
-            index = np.flatnonzero(changed)
+            index = np.flatnonzero(changed) if report.index is None else report.index
             if index.size == 0:
                 continue
             pulses = compact_pulses(changed, index, report.pulses)

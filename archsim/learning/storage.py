@@ -28,7 +28,8 @@ class CommitReport:
     ``pulses``: ``pulse_steps``, the pulse-and-verify steps when its devices (both of a
     differential pair) are pulsed in the same step, i.e. the largest pulse count of its
     devices (None: ``pulses``); ``stuck``, True where no device of the weight could be
-    programmed (all stuck: a level change, not a write).
+    programmed (all stuck: a level change, not a write); ``index``, ``np.flatnonzero(changed)``
+    already computed, so readers need not scan the whole layer again.
     """
 
     changed: np.ndarray
@@ -36,6 +37,7 @@ class CommitReport:
     energy_j: float = 0.0
     pulse_steps: np.ndarray | None = None
     stuck: np.ndarray | None = None
+    index: np.ndarray | None = None
 
     @property
     def writes(self) -> int:

@@ -54,13 +54,15 @@ class Writes(Section):
     """Device programming during training (a write = one level change of one weight)."""
 
     total: int = Field(ge=0, description="Level changes of all weights over the run.")
-    max_per_device: int = Field(ge=0, description="Most level changes of one weight (per-weight counter).")
-    mean_per_device: float = Field(ge=0, description="Mean level changes per weight.")
+    max_per_device: int = Field(ge=0, description="Most program operations of one device (G+ and G- apart).")
+    mean_per_device: float = Field(ge=0, description="Mean program operations per device.")
     pulses_total: int = Field(ge=0, description="Programming pulses (write-verify iterations) of all devices.")
     stuck_devices: int = Field(ge=0, description="Devices stuck at the end of the run.")
     weights: int = Field(ge=0, description="Weights held by devices.")
     max_per_weight: int | None = Field(default=None, ge=0, description="Most level changes of one weight.")
     mean_per_weight: float | None = Field(default=None, ge=0, description="Mean level changes per weight.")
+    devices: int | None = Field(default=None, ge=0, description="Devices holding the weights.")
+    stuck_skipped: int | None = Field(default=None, ge=0, description="Writes skipped because the device was stuck.")
 
 
 class DeviceStats(OpenSection):

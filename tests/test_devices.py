@@ -573,3 +573,16 @@ def test_report_histogram_uses_per_device_writes_when_saved():
     assert list(programs) == ["layer0 plane0", "layer0 plane1"] and int(programs["layer0 plane0"].max()) == 2
     assert list(per_device_counts(arrays, "writes")) == ["layer0"]
     assert list(per_device_counts(arrays, "pulses")) == ["layer0 plane0"]
+
+
+def test_box_muller_read_noise_has_the_same_distribution():
+    store, _, _ = make_store(shape=(301, 333), read_noise_sigma=0.05, read_noise_sampler="box-muller")
+    state = store.layers[0]
+    z = ((store.read(0) - state.weights) / state.read_std).ravel().astype(np.float64)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01  # 100 233 draws: se 0.003, 0.002
+    # Two-sided tail fractions of N(0, 1) beyond 1, 2, 3 sigma: 0.3173, 0.0455, 0.0027.
+    for k, p in ((1, 0.3173), (2, 0.0455), (3, 0.0027)):
+        assert abs(np.mean(np.abs(z) > k) - p) < 5 * np.sqrt(p * (1 - p) / z.size) + 1e-4
+    assert np.abs(z).max() < 5.8
+    ziggurat, _, _ = make_store(shape=(301, 333), read_noise_sigma=0.05)
+    assert not np.array_equal(ziggurat.read(0), store.read(0))  # a different stream of draws

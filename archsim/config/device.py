@@ -122,6 +122,13 @@ class DeviceConfig(StrictModel):
         description="Read noise: every read draws a fresh Gaussian perturbation of each "
         "conductance with standard deviation read_noise_sigma * G (relative to G).",
     )
+    read_noise_sampler: Literal["ziggurat", "box-muller"] = Field(
+        default="ziggurat",
+        description="How the read-noise Gaussians are drawn: 'ziggurat' (numpy's "
+        "standard_normal, float32) or 'box-muller' (float32 Box-Muller from uniform draws: "
+        "the same distribution, tails to 5.7 sigma, about 2x faster on a large layer; "
+        "different draws for the same seed).",
+    )
     drift_nu: float = Field(
         default=0.0,
         ge=0,

@@ -75,6 +75,7 @@ class DeviceStore:
         self.initial = {"pulses": 0, "energy_j": 0.0, "verify_failures": 0}
         self.layers: list[LayerDevices] = []
         self._buffers: dict[int, list[np.ndarray]] = {}
+        self._box_muller_scratch: dict[int, np.ndarray] = {}
         for w in hidden:
             self.layers.append(self._create_layer(w))
 
@@ -231,10 +232,38 @@ class DeviceStore:
             ]
         buffers.reverse()  # alternate: the previous read of this layer stays intact
         out = buffers[0]
-        self.rng.standard_normal(out.shape, dtype=np.float32, out=out)
+        if self.config.read_noise_sampler == "box-muller":
+            self._box_muller(out)
+        else:
+            self.rng.standard_normal(out.shape, dtype=np.float32, out=out)
         out *= std
         out += weights
         return out
+
+    def _box_muller(self, out: np.ndarray) -> None:
+        """Fill ``out`` (float32) with standard normal draws by the Box-Muller transform.
+
+        ``r = sqrt(-2 ln(1 - u1))``, ``z = r cos(2 pi u2)`` and ``r sin(2 pi u2)``, u1, u2
+        uniform float32 in [0, 1): every operation is a vectorised float32 ufunc, about twice
+        as fast as the float32 ziggurat; 1 - u1 >= 2^-24 bounds |z| at sqrt(48 ln 2) = 5.77.
+        """
+        flat = out.reshape(-1)
+        half = (flat.size + 1) // 2
+        radius, other = flat[:half], flat[half:]
+        theta = self._box_muller_scratch.get(half)
+        if theta is None:
+            theta = self._box_muller_scratch[half] = np.empty(half, dtype=np.float32)
+        self.rng.random(half, dtype=np.float32, out=radius)
+        self.rng.random(half, dtype=np.float32, out=theta)
+        np.subtract(np.float32(1.0), radius, out=radius)
+        np.log(radius, out=radius)
+        radius *= np.float32(-2.0)
+        np.sqrt(radius, out=radius)
+        theta *= np.float32(2.0 * np.pi)
+        np.sin(theta[: other.size], out=other)
+        other *= radius[: other.size]
+        np.cos(theta, out=theta)
+        radius *= theta
 
     def commit(self, layer: int, hidden: np.ndarray) -> CommitReport:
         """Quantize ``hidden`` and write-verify the devices of every weight whose level changed.

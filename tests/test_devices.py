@@ -586,3 +586,21 @@ def test_box_muller_read_noise_has_the_same_distribution():
     assert np.abs(z).max() < 5.8
     ziggurat, _, _ = make_store(shape=(301, 333), read_noise_sigma=0.05)
     assert not np.array_equal(ziggurat.read(0), store.read(0))  # a different stream of draws
+
+
+def test_relaxation_spread_grows_with_simulated_time():
+    # Spread 0.02 dG = 0.78 uS 1 s after the write; growth 0.2 per decade: at 1e4 s the spread
+    # is 1.8x, so each device has moved by its amplitude x sqrt(1.8^2 - 1) = 1.4967 more.
+    store, _, _ = make_store(levels=3, shape=(200, 100), relaxation_sigma=0.02,
+                             relaxation_growth_per_decade=0.2)
+    layer = store.layers[0]
+    np.testing.assert_allclose(store.read(0), layer.weights, atol=2e-6)  # t = 0: 1-s spread only
+    store.advance_time_s(1e4)
+    g_eff = [p.g.astype(np.float64) + p.relax_amplitude * np.sqrt(1.8**2 - 1) for p in layer.planes]
+    g_eff = [np.maximum(g, 0.0) for g in g_eff]
+    np.testing.assert_allclose(store.read(0).ravel(), (g_eff[0] - g_eff[1]) * store.model.weight_per_siemens,
+                               rtol=1e-5, atol=2e-6)
+    amplitude = layer.planes[0].relax_amplitude / (0.02 * (store.config.g_max_s - store.config.g_min_s))
+    assert abs(amplitude.std() - 1.0) < 0.03  # one unit draw per programmed device
+    plain, _, _ = make_store(levels=3, shape=(200, 100), relaxation_sigma=0.02)
+    assert plain.layers[0].planes[0].relax_amplitude is None  # off by default: no draws, no array

@@ -42,7 +42,9 @@ class DevicePlane:
     program operations (writes) applied; ``pulses`` uint32 pulses applied; ``stuck`` bool;
     ``endurance`` float32 cycles (None = infinite); ``gain`` float32 device-to-device
     programming gain (None = 1); ``program_event`` uint32 index of the store's programming
-    event (its time on the store clock) that last programmed each device (None without drift).
+    event (its time on the store clock) that last programmed each device, and
+    ``relax_amplitude`` float32 (S) the 1-s relaxation spread of its target times the unit
+    draw of its slow relaxation (None when reads do not age: no drift, no relaxation growth).
     ``stuck_fabrication`` / ``worn_out`` count devices that became stuck; ``stuck_requests``
     counts program requests refused because the device was stuck (not counted as writes).
     """
@@ -55,6 +57,7 @@ class DevicePlane:
     endurance: np.ndarray | None = None
     gain: np.ndarray | None = None
     program_event: np.ndarray | None = None
+    relax_amplitude: np.ndarray | None = None
     worn_out: int = field(default=0)
     stuck_requests: int = field(default=0)
 
@@ -79,8 +82,10 @@ class DevicePlane:
             gain *= np.float32(cfg.d2d_gain_sigma)
             np.exp(gain, out=gain)
             plane.gain = gain
-        if cfg.drift_nu > 0:
+        if cfg.ages:
             plane.program_event = np.zeros(n, dtype=np.uint32)
+            if cfg.relaxation_growth_per_decade > 0:
+                plane.relax_amplitude = np.zeros(n, dtype=np.float32)
         if cfg.stuck_at_fault_rate > 0:
             faulty = np.flatnonzero(rng.random(n) < cfg.stuck_at_fault_rate)
             at_max = rng.random(faulty.size) < cfg.stuck_at_g_max_fraction
@@ -165,6 +170,8 @@ class DevicePlane:
             self.pulses[dev] += pulses
         if self.program_event is not None:
             self.program_event[dev] = event
+        if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
+            self.relax_amplitude[dev] = model.state_relax[state] * rng.standard_normal(dev.size)
         return result
 
     def _write_verify(

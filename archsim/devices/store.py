@@ -167,31 +167,42 @@ class DeviceStore:
             else:
                 layer.read_std.ravel()[index] = std
 
-    def drift_factors(self) -> np.ndarray:
-        """``((t + t0)/t0)^-nu`` (float32) for every programming event, t = its age now."""
+    def age_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per programming event (float32): the drift factor ``((t + t0)/t0)^-nu`` and the
+        relaxation growth ``sqrt((1 + g log10(t / 1 s))^2 - 1)`` (0 for t <= 1 s), t = its age."""
         cfg = self.config
         age = self._now_s - np.asarray(self._event_times, dtype=np.float64)
-        return np.power(age / cfg.drift_t0_s + 1.0, -cfg.drift_nu).astype(np.float32)
+        drift = np.power(age / cfg.drift_t0_s + 1.0, -cfg.drift_nu)
+        spread = 1.0 + cfg.relaxation_growth_per_decade * np.log10(np.maximum(age, 1.0))
+        growth = np.sqrt(spread * spread - 1.0)
+        return drift.astype(np.float32), growth.astype(np.float32)
 
-    def _drifted_weights(self, layer: LayerDevices) -> tuple[np.ndarray, np.ndarray | None]:
-        """Weights and read std at the current time with power-law drift (float32).
+    def _aged_weights(self, layer: LayerDevices) -> tuple[np.ndarray, np.ndarray | None]:
+        """Weights and read std at the current time, with drift and relaxation growth (float32).
 
-        Every device ages from the programming event that last wrote it; the factor is
-        computed once per event and gathered per device. Cached until the clock moves or a
-        commit changes the layer.
+        ``G(t) = G ((t + t0)/t0)^-nu + a sqrt((1 + g log10 t)^2 - 1)`` per device, t its age
+        since the programming event that last wrote it and ``a`` its relaxation amplitude; the
+        factors are computed once per event and gathered per device. Cached until the clock
+        moves or a commit changes the layer.
         """
         key = (self._now_s, layer.version)
         if layer.drift_key == key and layer.drifted is not None:
             return layer.drifted
         model = self.model
-        factors = self.drift_factors()
+        drift, growth = self.age_factors()
         if not layer.scratch:
-            layer.scratch = [np.empty(layer.shape, dtype=np.float32) for _ in layer.planes]
+            layer.scratch = [np.empty(layer.shape, dtype=np.float32) for _ in range(len(layer.planes) + 1)]
         g_eff = []
+        extra = layer.scratch[-1].ravel()
         for plane, buf in zip(layer.planes, layer.scratch):
             flat = buf.ravel()
-            np.take(factors, plane.program_event, out=flat)  # type: ignore[arg-type]
+            np.take(drift, plane.program_event, out=flat)  # type: ignore[arg-type]
             flat *= plane.g
+            if plane.relax_amplitude is not None:
+                np.take(growth, plane.program_event, out=extra)  # type: ignore[arg-type]
+                extra *= plane.relax_amplitude
+                flat += extra
+                np.maximum(flat, np.float32(0.0), out=flat)
             g_eff.append(buf)
         weights = np.empty(layer.shape, dtype=np.float32)
         if model.planes == 2:
@@ -218,8 +229,8 @@ class DeviceStore:
         """
         self.reads += 1
         state = self.layers[layer]
-        if self.config.drift_nu > 0:
-            weights, std = self._drifted_weights(state)
+        if self.config.ages:
+            weights, std = self._aged_weights(state)
         else:
             weights, std = state.weights, state.read_std
         if std is None:

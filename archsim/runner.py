@@ -53,8 +53,7 @@ class HardwareAttachment:
 
             engine = attachment.architecture.engine
             attachment.observer = DeviceClock(
-                attachment.architecture.observer, attachment.stores,
-                lambda: engine.time_ps * 1e-12, config.hardware.device.seconds_per_batch,
+                attachment.architecture.observer, attachment.stores, lambda: engine.time_ps * 1e-12
             )
         return attachment
 

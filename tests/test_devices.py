@@ -560,8 +560,12 @@ def test_device_clock_without_an_engine_advances_by_programming_time():
     before = store.now_s
     clock.on_eval_batch(10)
     assert store.now_s == before
-    DeviceClock(None, [store], seconds_per_batch=2.5).on_eval_batch(10)
-    assert store.now_s == pytest.approx(before + 2.5)
+    store.tick_batch(before + 7.0)  # the engine's clock after a batch: the store follows it
+    assert store.now_s == pytest.approx(before + 7.0)
+    paced, _, _ = make_store(levels=3, shape=(3, 3), drift_nu=0.1, seconds_per_batch=2.5)
+    DeviceClock(None, [paced], elapsed_s=lambda: 100.0).on_eval_batch(10)
+    paced.tick_batch(200.0)
+    assert paced.now_s == 5.0  # a fixed pace wins over the engine's time
 
 
 def test_report_histogram_uses_per_device_writes_when_saved():

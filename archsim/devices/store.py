@@ -91,6 +91,20 @@ class DeviceStore:
             raise ValueError(f"time cannot go backwards (got {seconds} s)")
         self._now_s += float(seconds)
 
+    advance_time = advance_time_s  # the name the engine's clock hook may use
+
+    def tick_batch(self, simulated_now_s: float | None = None, programming_s: float = 0.0) -> None:
+        """Advance the clock after one batch (``docs/devices.md`` §4a): by
+        ``device.seconds_per_batch`` when it is set; else up to the engine's simulated time
+        ``simulated_now_s`` (the engine calls this after every batch); else, without an
+        engine, by the batch's serial programming time ``programming_s``."""
+        if self.config.seconds_per_batch is not None:
+            self.advance_time_s(self.config.seconds_per_batch)
+        elif simulated_now_s is not None:
+            self.advance_time_s(max(0.0, simulated_now_s - self._now_s))
+        else:
+            self.advance_time_s(programming_s)
+
     def _program_event(self) -> int:
         """Index of the programming event at the current time (a new one when time moved)."""
         if self._event_times[-1] != self._now_s:

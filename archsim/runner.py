@@ -40,20 +40,14 @@ class HardwareAttachment:
         if config.hardware is not None:
             from archsim.engine import build_architecture
 
-            attachment.architecture = build_architecture(config)
-            from archsim.devices import make_device_store
-
-            def capture(cfg: RunConfig, hidden: list[np.ndarray], rng: np.random.Generator) -> WeightStore:
-                store = make_device_store(cfg, hidden, rng)
-                attachment.stores.append(store)
-                return store
-
-            attachment.store_factory = capture
+            arch = attachment.architecture = build_architecture(config)
+            attachment.store_factory = arch.store_factory
+            attachment.stores = arch.stores
             from archsim.devices.clock import DeviceClock
 
-            engine = attachment.architecture.engine
+            # The device clock follows the engine's simulated time (drift ages devices).
             attachment.observer = DeviceClock(
-                attachment.architecture.observer, attachment.stores, lambda: engine.time_ps * 1e-12
+                arch.observer, attachment.stores, lambda: arch.now_s
             )
         return attachment
 

@@ -82,11 +82,14 @@ class Architecture:
 
     def store_factory(self, config: RunConfig, hidden: list[np.ndarray],
                       rng: np.random.Generator) -> WeightStore:
-        """The device model of the hardware as the run's weight store (kept in ``stores``)."""
+        """The device model of the hardware as the run's weight store (kept in ``stores``),
+        its clock following the simulated time."""
         from archsim.devices import make_device_store
 
         store = make_device_store(config, hidden, rng)
         self.stores.append(store)
+        # drift and relaxation act over the simulated time of the schedule
+        self.on_clock(lambda now_s: store.advance_time(now_s - store.now_s))
         return store
 
     # ---- report ---------------------------------------------------------------------------

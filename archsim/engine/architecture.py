@@ -88,7 +88,7 @@ class Architecture:
 
         store = make_device_store(config, hidden, rng)
         self.stores.append(store)
-        # drift and relaxation act over the simulated time of the schedule
+        # time-dependent device effects (drift) act over the simulated time of the schedule
         self.on_clock(lambda now_s: store.advance_time(now_s - store.now_s))
         return store
 
@@ -202,7 +202,8 @@ def build_architecture(config: RunConfig) -> Architecture:
     sizes = config.model.layer_sizes
     levels = model_levels(config)
     chip = build_chip(hw, levels)
-    mapping = map_network(sizes, hw.tile.rows, hw.tile.cols, hw.weight_encoding, hw.tile.count)
+    tile = chip.tile  # the mapping places weights on the chip's own tile geometry
+    mapping = map_network(sizes, tile.rows, tile.cols, tile.encoding.name, hw.tile.count)
     needed_sram = sram_bits_needed(config, sizes, chip.dpu.hidden_bits)
     if hw.dpu.sram_bits is not None and hw.dpu.sram_bits < needed_sram:
         raise MappingError(

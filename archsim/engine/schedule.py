@@ -106,7 +106,7 @@ class Engine:
         for layer_map, report in zip(self.mapping.layers, commits):
             energy += float(report.energy_j)
             changed = np.asarray(report.changed, dtype=bool)
-            index = np.flatnonzero(changed)
+            index = np.flatnonzero(changed) if report.index is None else report.index
             if index.size == 0:
                 continue
             pulses = compact_pulses(changed, index, report.pulses)
@@ -117,9 +117,10 @@ class Engine:
             n_local = layer_map.row_blocks * cb_count
             changes = np.bincount(tile_local, minlength=n_local)
             totals = np.bincount(tile_local, weights=pulses, minlength=n_local).astype(np.int64)
-            if row_parallel:
+            if row_parallel:  # a pair's devices are pulsed in the same step: their max
+                steps_w = pulses if report.pulse_steps is None else compact_pulses(changed, index, report.pulse_steps)
                 row_max = np.zeros(layer_map.n_in * cb_count, dtype=np.int64)
-                np.maximum.at(row_max, i * cb_count + cb, pulses)
+                np.maximum.at(row_max, i * cb_count + cb, steps_w)
                 rmax = row_max.reshape(layer_map.n_in, cb_count)
                 r_idx, c_idx = np.nonzero(rmax)
                 steps = np.bincount((r_idx // rows) * cb_count + c_idx, weights=rmax[r_idx, c_idx],

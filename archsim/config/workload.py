@@ -61,6 +61,7 @@ class ModelConfig(StrictModel):
         description="Explicit, strictly increasing level values (length = levels). None gives "
         "the uniform symmetric set -1 + k*2/(L-1), k = 0..L-1.",
     )
+
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         """Neurons per layer, input to output: (784, *hidden, 10). The one definition the

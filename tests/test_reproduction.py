@@ -254,3 +254,25 @@ def test_init_width_is_laborieux_total_width():
     net = Mlp.create((784, 512, 10), 0.1, np.random.default_rng(0))
     assert np.abs(net.hidden[0]).max() <= 0.05 and np.abs(net.hidden[0]).max() > 0.049
     assert load_run_config("paper-mnist-fmnist").model.init_width == 0.2  # U(-0.1, 0.1), as measured
+
+
+def test_seeds_summary_pairs_chip_and_software_by_seed():
+    import pandas as pd
+
+    from archsim.metrics.reproduction import preset_or_path, seeds_summary
+
+    rows = [{"seed": s, "m_star": 3.0, "hardware": hw, "mnist_after_mnist": 97.0,
+             "mnist_after_fashion": 96.0 + s + (0.5 if hw != "none" else 0.0),
+             "fashion_after_fashion": 86.0, "writes_total": 1, "command": "", "commit": ""}
+            for s in range(3) for hw in ("none", "paper-130nm")]
+    text = seeds_summary(pd.DataFrame(rows))
+    assert "paper-130nm - software, mnist_after_fashion: +0.50 ± 0.00 (paired over 3 seeds)" in text
+    assert "97.00 ± 0.00" in text and "97.00 ± 1.00" in text  # software MNIST after Fashion: 96, 97, 98
+    assert preset_or_path(str(REPO / "hwconfigs" / "paper-130nm.yaml"), "hwconfigs") == "paper-130nm"
+
+
+def test_select_on_a_folder_that_is_no_sweep_is_one_clean_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "archsim.cli", "select", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("archsim: error:") and "not a finished sweep folder" in proc.stderr

@@ -272,7 +272,7 @@ def seeds_summary(table: pd.DataFrame) -> str:
         lines.append(f"{hardware:<14}{m:4g} {len(group):3d}   {cells[0]:>17}   {cells[1]:>19}   {cells[2]:>21}")
     software = table[table["hardware"] == "none"].set_index(["m_star", "seed"])
     for hardware, group in table[table["hardware"] != "none"].groupby("hardware"):
-        paired = group.set_index(["m_star", "seed"]).join(software, rsuffix="_sw", how="inner")
+        paired = group.merge(software.reset_index(), on=["m_star", "seed"], suffixes=("", "_sw"))
         if paired.empty:
             continue
         for column in ("mnist_after_fashion", "fashion_after_fashion"):

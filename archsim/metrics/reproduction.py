@@ -148,10 +148,11 @@ def format_selection(sweep: SweepResults, chosen: Candidate, ranked: list[Candid
     lines = [f"selection over {len(ranked)} settings of {sweep.folder} (validation split only)",
              f"rule: maximise min over m* in {list(WINDOW)} of min(MNIST after both - {MNIST_BAR}, "
              f"Fashion - {FASHION_BAR}) (points; mean over seeds)", ""]
-    header = "  ".join([f"{k:>22}" for k in keys] + [f"m*={m:g}".rjust(8) for m in WINDOW] + ["   score"])
+    widths = {k: max(len(k), *(len(json.dumps(c.setting[k])) for c in ranked)) for k in keys}
+    header = "  ".join([k.rjust(widths[k]) for k in keys] + [f"m*={m:g}".rjust(8) for m in WINDOW] + ["   score"])
     lines.append(header)
     for c in ranked:
-        cells = [f"{json.dumps(c.setting[k]):>22}" for k in keys]
+        cells = [json.dumps(c.setting[k]).rjust(widths[k]) for k in keys]
         cells += [f"{c.margins.get(m, math.nan):8.2f}" for m in WINDOW] + [f"{c.score:8.2f}"]
         lines.append("  ".join(cells))
     best_m = chosen.best_m_star()

@@ -29,7 +29,7 @@ def make_config(hidden: list[int], train_limit: int | None, levels: int, device:
     tree = {
         "name": "bench-devices",
         "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": train_limit}],
-        "model": {"hidden": hidden, "levels": levels, "init_width": 1.0},
+        "model": {"hidden": hidden, "levels": levels, "init_width": 2.0},
         "learning": {"rule": "qnn-meta", "m_star": 2.0, "batch_size": 100},
         "seed": seed,
         "hardware": {"name": f"bench-{device}", "device": device_fields},

@@ -40,7 +40,7 @@ def run_tree(device: dict | None = None, **model) -> dict:
             {"name": "fashion", "dataset": "fashion-mnist", "epochs": 1, "train_limit": 1000,
              "test_limit": 500},
         ],
-        "model": {"hidden": [64], "levels": 3, "init_width": 1.0, **model},
+        "model": {"hidden": [64], "levels": 3, "init_width": 2.0, **model},
         "learning": {"rule": "qnn-meta", "m_star": 0.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 500},
         "seed": 3,

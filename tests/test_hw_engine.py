@@ -22,7 +22,7 @@ def hil_config(schedule: str, **hw) -> RunConfig:
     hardware.update(hw)
     tree = {
         "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": 500, "test_limit": 200}],
-        "model": {"hidden": [64], "levels": 3, "init_width": 1.0},
+        "model": {"hidden": [64], "levels": 3, "init_width": 2.0},
         "learning": {"rule": "qnn-meta", "m_star": 2.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 100},
         "eval_batch_size": 100,

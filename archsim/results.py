@@ -168,6 +168,11 @@ class MemoryBits(OpenSection):
     paper_formula: float | None = None
     paper_formula_bnn: float | None = None
     paper_formula_saving: float | None = None
+    total_with_optimizer: int | None = None
+    bnn_equivalent_with_optimizer: int | None = None
+    saving_vs_bnn_with_optimizer: float | None = None
+    bnn_network: str | None = None
+    bnn_source: str | None = None
 
 
 class Area(OpenSection):

@@ -34,8 +34,10 @@ MEMORY_ROWS = [
     ("batchnorm", "batch-norm parameters", "bits"),
     ("buffers", "activation buffers", "bits"),
     ("total", "total", "bits"),
-    ("bnn_equivalent", "BNN design (784-4096-4096-10, 1-bit devices + 32-bit hidden)", "bits"),
-    ("optimizer_state", "not counted: optimizer (Adam) state", "bits"),
+    ("bnn_equivalent", "BNN design (network and source: bnn_network, bnn_source)", "bits"),
+    ("optimizer_state", "optimizer (Adam) state, not in total", "bits"),
+    ("total_with_optimizer", "total with optimizer state", "bits"),
+    ("bnn_equivalent_with_optimizer", "BNN design with optimizer state", "bits"),
     ("paper_formula", "paper's formula: weights x (device bits + hidden bits)", "bits"),
     ("paper_formula_bnn", "paper's formula for the BNN design", "bits"),
 ]
@@ -118,12 +120,13 @@ def accuracy_section(doc: Document, summary: RunSummary, order: list[str]) -> No
     from archsim.report.plots import accuracy_heatmaps
 
     doc.heading(2, "1. Accuracy on every task after every task")
-    if not summary.accuracy:
-        doc.skip("the run evaluated no task (empty accuracy matrix)")
-        return
-    named = [("test accuracy", "Test accuracy (%)", "test")]
+    named = [("test accuracy", "Test accuracy (%)", "test")] if summary.accuracy else []
     if summary.validation_accuracy:
-        named.append(("", "Validation accuracy (%)", "validation"))
+        # Drawn only when the test set was not scored (data.evaluate_test false).
+        named.append(("" if named else "validation accuracy", "Validation accuracy (%)", "validation"))
+    if not named:
+        doc.skip("the run evaluated no task (empty accuracy matrices)")
+        return
     if summary.baseline_accuracy:
         named.append(("software baseline (ideal weights)", "Software baseline, test accuracy (%)", "baseline"))
     matrices = {which: ordered_matrix(summary, which, order) for _, _, which in named}
@@ -137,7 +140,7 @@ def accuracy_section(doc: Document, summary: RunSummary, order: list[str]) -> No
             [row, *(pct(v) for v in values[i]), pct(np.nanmean(values[i]) if np.isfinite(values[i]).any() else None)]
             for i, row in enumerate(rows)
         ])
-    rows, _, values = matrices["test"]
+    rows, _, values = matrices[named[0][2]]
     final = values[-1]
     if np.isfinite(final).any():
         doc.para(f"Final accuracy ({rows[-1]}), mean over {int(np.isfinite(final).sum())} tasks: "
@@ -390,12 +393,16 @@ def memory_section(doc: Document, summary: RunSummary) -> None:
             v = values[key]
             rows.append([label, f"`{key}`", num(v), kind, "" if kind == "count" else f"{v / 8 / 2**20:.3f}"])
     for key in sorted(values):
-        if key not in shown and not key.endswith("saving") and key not in ("saving_vs_bnn", "hidden_bits"):
+        if key not in shown and "saving" not in key and key != "hidden_bits":
             rows.append([key, f"`{key}`", num(values[key]), "", ""])
     doc.table(["part", "key", "value", "unit", "MiB"], rows)
     facts = [f"saving vs BNN = bnn_equivalent / total = **{memory.saving_vs_bnn:.4g}x**"]
+    if memory.saving_vs_bnn_with_optimizer is not None:
+        facts.append(f"with optimizer state on both sides: {memory.saving_vs_bnn_with_optimizer:.4g}x")
     if memory.paper_formula_saving is not None:
         facts.append(f"with the paper's formula: {memory.paper_formula_saving:.4g}x")
+    if memory.bnn_source is not None:
+        facts.append(f"BNN design {memory.bnn_network or ''}: {memory.bnn_source}")
     if memory.hidden_bits is not None:
         facts.append(f"hidden-weight precision: {num(memory.hidden_bits)} bits")
     facts.append(f"formula: {memory.formula}")

@@ -29,7 +29,7 @@ from archsim.report.markdown import Document, eng, num, pct, staged_output
 from archsim.results import RunSummary, section_fields
 
 ACCURACY_PREFIX = "accuracy.after:"
-META_COLUMNS = {"point_id", "status", "error", "wall_time_s", "finished_at", "config_json"}
+META_COLUMNS = {"point_id", "status", "error", "wall_time_s", "finished_at", "config_json", "code_commit"}
 SUMMARY_SECTIONS = section_fields() | {"summary"}
 """First dotted part of metric columns (the mapping fields of the run summary)."""
 SUMMARY_SCALARS = set(RunSummary.model_fields) - section_fields() - {"seed"}

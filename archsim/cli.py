@@ -1,4 +1,4 @@
-"""Command line: ``archsim run | memory | report | sweep``.
+"""Command line: ``archsim run | memory | report | sweep | validate``.
 
 Every user error ends as one line ``archsim: error: ...`` on stderr and the exit code of its
 kind (see README, "Exit codes"); ``--debug`` shows the traceback instead.
@@ -157,6 +157,31 @@ def report(
 
     path = make_report(run_dir, out, format_)
     typer.echo(f"report: {path}")
+
+
+@app.command()
+def validate(
+    designs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Validation YAMLs (default: every design in hwconfigs/validation/)."),
+    ] = None,
+) -> None:
+    """Rebuild published designs and print published / simulated / ratio per headline figure."""
+    from archsim.errors import ConfigError
+    from archsim.validate import check_design, load_design, shipped_designs
+    from archsim.validate.table import render
+
+    paths = designs or shipped_designs()
+    if not paths:
+        raise ConfigError("no validation designs found; give validation YAML files")
+    results = [(d, check_design(d)) for d in (load_design(p) for p in paths)]
+    typer.echo(render(results))
+    failed = sum(not c.passed for _, checks in results for c in checks)
+    if failed:
+        raise ArchsimError(
+            f"{failed} validated figure(s) outside their tolerance (FAIL rows above); fix the "
+            "model or document the deviation in the design's YAML"
+        )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -68,7 +68,9 @@ def build_chip(hw: HardwareConfig, levels: int) -> Chip:
     )
     t_adc = hw.adc.latency_s if hw.adc.latency_s is not None else default_adc_latency_s(hw.adc.bits)
     adc = Adc("adc", f_x, {"convert": e_adc}, bits=hw.adc.bits,
-              columns_per_adc=hw.adc.columns_per_adc, latency_s=t_adc)
+              columns_per_adc=hw.adc.columns_per_adc, latency_s=t_adc,
+              per_vector=hw.adc.conversion == "per_vector")
+    e_sample = hw.adc.sample_energy_j * scale(hw.adc.reference_node_nm, hw.adc.reference_vdd_v)
 
     g_mean = hw.crossbar.mean_cell_conductance_s
     if g_mean is None:
@@ -111,6 +113,7 @@ def build_chip(hw: HardwareConfig, levels: int) -> Chip:
         ("dac", "convert"): e_dac,
         ("crossbar", "read_cell"): e_cell,
         ("adc", "convert"): e_adc,
+        ("sample_hold", "sample"): e_sample,
         ("shift_add", "add"): e_shift,
         ("programming", "pulse"): hw.programming.pulse_energy_j,
         ("programming", "pulse_device"): 0.0,

@@ -57,6 +57,11 @@ class Adc(Component):
     bits: int = 8
     columns_per_adc: int = 8
     latency_s: float = 9e-9
+    per_vector: bool = False  # slices integrated in the analog domain, one conversion per vector
+
+    def conversions(self, slices: int) -> int:
+        """Conversions of one output for an input of ``slices`` slices."""
+        return 1 if self.per_vector else slices
 
     def adcs_for(self, lines: int) -> int:
         """ADCs serving ``lines`` physical lines."""

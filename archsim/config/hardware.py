@@ -23,7 +23,7 @@ Main sources (full references in docs/architecture.md):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,6 +31,15 @@ from archsim.config.base import StrictModel
 from archsim.config.device import DeviceConfig
 
 ENDPOINTS = ("dpu", "gbuf")
+
+
+def area_node_field(default: float | None = None) -> Any:
+    """The ``area_reference_node_nm`` field of every section that has areas."""
+    return Field(
+        default=default, ge=5, le=250,
+        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
+        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
+    )
 
 
 class TechnologyConfig(StrictModel):
@@ -124,11 +133,7 @@ class TileConfig(StrictModel):
         "register 256 B (770 um^2) shared by 8 crossbars = 358.75 um^2 per crossbar at 32 nm "
         "(Shafiee et al., ISCA 2016, Table 1).",
     )
-    area_reference_node_nm: float | None = Field(
-        default=None, ge=5, le=250,
-        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
-        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
-    )
+    area_reference_node_nm: float | None = area_node_field()
 
 
 class DacConfig(StrictModel):
@@ -164,11 +169,7 @@ class DacConfig(StrictModel):
         "(ISAAC: 8 x 128 1-bit DACs in 170 um^2 at 32 nm, Table 1; hwcomponents-library "
         "isaac.py). Scaled by 2^(bits - reference_bits) (Accelergy's DAC rule).",
     )
-    area_reference_node_nm: float | None = Field(
-        default=None, ge=5, le=250,
-        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
-        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
-    )
+    area_reference_node_nm: float | None = area_node_field()
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energy (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energy (V).")
 
@@ -235,11 +236,7 @@ class AdcConfig(StrictModel):
         description="Area of one column sample-and-hold/integrator in um^2 at area_reference_node_nm "
         "(ISAAC: 8 x 128 S+H in 40 um^2 at 32 nm, Table 1).",
     )
-    area_reference_node_nm: float | None = Field(
-        default=None, ge=5, le=250,
-        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
-        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
-    )
+    area_reference_node_nm: float | None = area_node_field()
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energy (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energy (V).")
 
@@ -374,11 +371,7 @@ class DpuConfig(StrictModel):
         description="6T SRAM bit-cell area in F^2 at technology.node_nm (Intel 45 nm: 0.346 um^2 = "
         "170.9 F^2; Mistry et al., IEDM 2007). Decoders and sense amplifiers are not included.",
     )
-    area_reference_node_nm: float | None = Field(
-        default=40.0, ge=5, le=250,
-        description="Node (nm) of mac_area_um2 (Aladdin: 40 nm); None = reference_node_nm. "
-        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
-    )
+    area_reference_node_nm: float | None = area_node_field(40.0)  # Aladdin library: 40 nm
     reference_node_nm: float = Field(default=45.0, ge=5, le=250, description="Node of the energies (nm).")
     reference_vdd_v: float = Field(default=0.9, gt=0, description="Supply of the energies (V).")
 
@@ -409,11 +402,7 @@ class GlobalBufferConfig(StrictModel):
         description="Area of the global buffer in um^2 at area_reference_node_nm (ISAAC tile eDRAM "
         "buffer 64 KB: 0.083 mm^2 at 32 nm, Table 1).",
     )
-    area_reference_node_nm: float | None = Field(
-        default=None, ge=5, le=250,
-        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
-        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
-    )
+    area_reference_node_nm: float | None = area_node_field()
     leakage_w: float = Field(default=0.0, ge=0, description="Static power, W.")
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energies (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energies (V).")
@@ -460,11 +449,7 @@ class InterconnectConfig(StrictModel):
         description="Wiring area of one link per bit of width in um^2 at area_reference_node_nm "
         "(ISAAC eDRAM-to-IMA bus: 7500 um^2 for 256 bits at 32 nm; hwcomponents-library isaac.py).",
     )
-    area_reference_node_nm: float | None = Field(
-        default=None, ge=5, le=250,
-        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
-        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
-    )
+    area_reference_node_nm: float | None = area_node_field()
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energy (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energy (V).")
 

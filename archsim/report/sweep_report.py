@@ -34,7 +34,6 @@ FRONTS = [
     ("pareto_latency", "Latency vs accuracy", ["latency_s.train_step", "latency_s.total"],
      "latency (s)", "s"),
     ("pareto_writes", "Writes vs accuracy", ["writes.total"], "total writes", ""),
-    ("pareto_area", "Area vs accuracy", ["area_mm2.total"], "chip area (mm^2)", ""),
 ]
 _CHUNK = 1024
 

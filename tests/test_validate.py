@@ -123,3 +123,20 @@ def test_a_deviation_needs_its_ratio_band(tmp_path):
     path.write_text(text)
     with pytest.raises(ConfigError, match="deviation"):
         load_design(path)
+
+
+def test_run_summary_reports_area_from_the_chip(tmp_path):
+    from archsim.config import load_run_config
+    from archsim.engine.architecture import build_architecture
+    from archsim.summary import ARCHITECTURE_TOP_LEVEL
+
+    config = load_run_config("smoke", "paper-130nm", ["model.hidden=[64]"])
+    arch = build_architecture(config)
+    area = arch.summary()["area_mm2"]
+    assert "area_mm2" in ARCHITECTURE_TOP_LEVEL  # summary.json carries it at the top level
+    expected = chip_area(arch.chip, arch.mapping.tiles_available, arch.sram_bits)
+    assert math.isclose(area["total"], expected.total_mm2)
+    assert area["tiles"] == 480
+    assert set(area["by_component"]) >= {"crossbar", "adc", "dac", "sample_hold", "shift_add", "dpu",
+                                         "sram", "global_buffer", "interconnect"}
+    assert math.isclose(sum(area["by_component"].values()), area["total"])

@@ -25,6 +25,10 @@ import networkx as nx
 from archsim.hw.chip import Chip
 
 UM2_PER_MM2 = 1e6
+# 32-bit adder and multiplier of the Aladdin 40 nm library (Shao et al., ISCA 2014;
+# hwcomponents-library aladdin.py): how a lane's area splits between its adder and multiplier.
+ALADDIN_ADD32_UM2 = 278.0
+ALADDIN_MULT32_UM2 = 6350.0
 
 
 def node_scale(node_nm: float, reference_nm: float) -> float:
@@ -111,8 +115,7 @@ def dpu_lane_um2(chip: Chip) -> float:
     if dpu.hidden_precision == "float32":
         return dpu.mac_area_um2
     bits = dpu.hidden_bits
-    adder, multiplier = 278.0, 6350.0  # Aladdin 40 nm 32-bit split of mac_area_um2's default
-    share_add = adder / (adder + multiplier)
+    share_add = ALADDIN_ADD32_UM2 / (ALADDIN_ADD32_UM2 + ALADDIN_MULT32_UM2)
     return dpu.mac_area_um2 * (share_add * bits / 32 + (1 - share_add) * (bits / 32) ** 2)
 
 

@@ -97,5 +97,8 @@ class Check:
 
 
 def check_design(design: Design) -> list[Check]:
-    prediction = predict(design)
+    return checks_of(design, predict(design))
+
+
+def checks_of(design: Design, prediction: Prediction) -> list[Check]:
     return [Check(design.name, f, prediction.metrics[f.metric]) for f in design.figures]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from archsim.validate.design import Design
-from archsim.validate.predict import Check
+from archsim.validate.predict import Check, Prediction
 
-def render(results: list[tuple[Design, list[Check]]]) -> str:
+
+def shares(energy: dict[str, float]) -> str:
+    """One MVM's energy by component as percentages, largest first."""
+    total = sum(energy.values())
+    parts = sorted(energy.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{name} {100 * e / total:.1f} %" for name, e in parts) if total > 0 else "none"
+
+
+def render(results: list[tuple[Design, Prediction, list[Check]]]) -> str:
     lines = []
-    for design, checks in results:
+    for design, prediction, checks in results:
         lines.append(f"{design.name}: {design.title}")
+        lines.append(f"  one MVM's energy: {shares(prediction.energy_by_component_j)}")
         lines.append(f"  {'figure':<20} {'published':>12} {'simulated':>12} {'ratio':>7}  status      unit")
         for c in checks:
             f = c.figure
@@ -19,8 +28,8 @@ def render(results: list[tuple[Design, list[Check]]]) -> str:
             if f.deviation and not c.within_tolerance:
                 lines.append(f"  {'':<20} why: {f.deviation}")
         lines.append("")
-    failed = sum(not c.passed for _, checks in results for c in checks)
-    total = sum(len(checks) for _, checks in results)
+    failed = sum(not c.passed for _, _, checks in results for c in checks)
+    total = sum(len(checks) for _, _, checks in results)
     lines.append(f"{total - failed}/{total} figures within tolerance or their documented band"
                  + ("" if not failed else f"; {failed} FAILED"))
     return "\n".join(lines)

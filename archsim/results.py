@@ -180,6 +180,8 @@ class Area(OpenSection):
 
     total: float = Field(ge=0)
     by_component: dict[str, float] = Field(default_factory=dict)
+    tiles: int | None = Field(default=None, ge=0, description="Tiles on the chip.")
+    per_tile: float | None = Field(default=None, ge=0, description="Area of one tile (mm^2).")
 
 
 class ContinualMetrics(OpenSection):

@@ -72,7 +72,7 @@ def rounded(value: Any) -> Any:
     return value
 
 
-ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation")
+ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation", "area_mm2")
 
 
 def energy_ledger(architecture: Any) -> list[LedgerRow]:
@@ -132,6 +132,8 @@ def build_summary(
         fields["latency_cycles"] = report["latency_cycles"]
         fields["latency_s"] = report["latency_s"]
         fields["utilisation"] = report["utilisation"]
+        if "area_mm2" in report:
+            fields["area_mm2"] = report["area_mm2"]
         fields["energy_j"] = energy_section(report["energy_j"], energy_ledger(architecture))
         fields["architecture"] = {k: v for k, v in report.items() if k not in ARCHITECTURE_TOP_LEVEL}
     if result.baseline_accuracy is not None:

@@ -143,6 +143,25 @@ def energy_breakdown(ledger: Any) -> Any:
     return fig
 
 
+def area_bars(by_component_mm2: Mapping[str, float]) -> Any:
+    """Horizontal bars of the chip area by component (mm², linear), labelled with shares."""
+    labels = list(by_component_mm2)
+    values = np.array([by_component_mm2[k] for k in labels], dtype=float)
+    fig, ax = plt.subplots(figsize=(7.0, 1.4 + 0.34 * len(labels)), dpi=DPI, layout="constrained")
+    ax.barh(np.arange(len(labels)), values, color=plt.cm.tab10(np.arange(len(labels)) % 10))
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(float(values.max()) if values.size else 0.0, 1e-30) * 1.4)
+    total = float(values.sum())
+    for y, v in enumerate(values):
+        share = f" ({100 * v / total:.1f} %)" if total > 0 else ""
+        ax.text(v, y, f" {v:.4g} mm²{share}", va="center", fontsize=7)
+    ax.set_xlabel("area (mm²)")
+    ax.set_title("chip area by component", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 def latency_figure(seconds_by_phase: Mapping[str, float], cycles_by_phase: Mapping[str, float],
                    per_item_s: Mapping[str, float]) -> Any:
     """Run time by phase (linear, s with SI prefixes; labels: cycles and share) above the

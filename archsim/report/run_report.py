@@ -191,6 +191,22 @@ def energy_section(doc: Document, summary: RunSummary) -> None:
         ])
 
 
+def area_section(doc: Document, summary: RunSummary) -> None:
+    """Chip area by component (summary ``area_mm2``, archsim/hw/area.py); absent without a chip."""
+    from archsim.report.plots import area_bars
+
+    area = summary.area_mm2
+    if area is None or not area.by_component:
+        return
+    by_component = dict(sorted(area.by_component.items(), key=lambda kv: (-kv[1], kv[0])))
+    doc.heading(3, "Chip area")
+    doc.figure(area_bars(by_component), "area", "Silicon area (mm²) by component; labels give the share of the total.")
+    total = sum(by_component.values())
+    doc.table(["component", "mm²", "share (%)"], [
+        [k, f"{v:.4g}", f"{100 * v / total:.2f}" if total > 0 else "–"] for k, v in by_component.items()
+    ] + [["total", f"{total:.4g}", "100.00"]])
+
+
 # -- latency ------------------------------------------------------------------------------------
 LATENCY_LABELS = dict(LATENCY_KEYS)
 
@@ -409,17 +425,6 @@ def memory_section(doc: Document, summary: RunSummary) -> None:
     doc.bullets(facts)
 
 
-def area_section(doc: Document, summary: RunSummary) -> None:
-    if summary.area_mm2 is None:
-        return  # measured only by hardware models with area; no numbered section otherwise
-    doc.heading(2, "7. Chip area")
-    area = summary.area_mm2
-    doc.table(["component", "area (mm²)", "share (%)"], [
-        [c, f"{a:.4g}", f"{100 * a / area.total:.2f}" if area.total > 0 else "–"]
-        for c, a in sorted(area.by_component.items(), key=lambda kv: -kv[1])
-    ] + [["total", f"{area.total:.4g}", "100.00"]])
-
-
 # -- the report -----------------------------------------------------------------------------------
 def header(doc: Document, run_dir: Path, summary: RunSummary, config: dict[str, Any] | None) -> None:
     doc.heading(1, f"archsim run report: {summary.workload}")
@@ -452,10 +457,10 @@ def write_run_report(run_dir: Path, out: Path, formats: Sequence[str]) -> Path:
             doc.bullets([f"Note: {n}." for n in notes])
         accuracy_section(doc, summary, task_names(config) or summary.task_order())
         energy_section(doc, summary)
+        area_section(doc, summary)
         latency_section(doc, summary)
         writes_section(doc, summary, config, devices)
         conductance_section(doc, devices, config)
         memory_section(doc, summary)
-        area_section(doc, summary)
         doc.write()
     return out / "report.md"

@@ -72,7 +72,6 @@ def run(
     overrides = list(set_ or [])
     if data_dir is not None:
         overrides.append(f"data.data_dir={data_dir}")
-    from archsim.limits import check_run_memory
     from archsim.output import check_run_target
 
     config = load_run_config(workload, hw, overrides, seed)
@@ -80,7 +79,6 @@ def run(
     if trace is not None and config.hardware is None:
         raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
     check_run_target(out_dir, force, trace)
-    check_run_memory(config)
     try:
         summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace, force=force)
     except IncompleteRun as exc:

@@ -130,9 +130,17 @@ def estimate_run(config: Any) -> MemoryEstimate:
     width = sum(hidden) + PIXELS + 10
     batch = max(config.learning.batch_size, config.eval_batch_size)
     parts["activations"] = batch * width * 4 * 8  # inputs, pre-activations, BN, gradients
-    if has_device and config.hardware.tile.count is not None:
-        parts["chip"] = int(config.hardware.tile.count) * BYTES_PER_TILE
+    if has_device:
+        tile = config.hardware.tile
+        parts["chip"] = (tile.count or tiles_needed(hidden, tile.rows, tile.cols)) * BYTES_PER_TILE
     return MemoryEstimate(parts)
+
+
+def tiles_needed(hidden: list[int], rows: int, cols: int) -> int:
+    """Tiles the mapping allocates (one per row block x column block, differential pairs)."""
+    sizes = [PIXELS, *hidden, 10]
+    per_tile = max(1, cols // 2)
+    return sum(-(-int(a) // rows) * -(-int(b) // per_tile) for a, b in zip(sizes, sizes[1:]))
 
 
 def check_memory(needed: MemoryEstimate | int, what: str, fix: str) -> None:

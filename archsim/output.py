@@ -105,6 +105,7 @@ def resolve_target(path: Path, what: str) -> Path:
         raise OutputError(f"{what}: the path holds a NUL byte; give a plain path")
     if not text.strip():
         raise OutputError(f"{what}: empty path; give a folder name")
+    check_name_length(Path(os.path.abspath(text)), what)  # before any call that would fail on it
     if path.is_symlink():
         try:
             points_to = os.readlink(path)
@@ -124,9 +125,16 @@ def resolve_target(path: Path, what: str) -> Path:
     return final
 
 
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long, a loop: not a usable folder
+        return False
+
+
 def check_name_length(final: Path, what: str) -> None:
     name_max, path_max = 255, 4096
-    existing = next((p for p in (final, *final.parents) if p.exists()), Path("/"))
+    existing = next((p for p in final.parents if _is_dir(p)), Path("/"))
     try:
         name_max = os.pathconf(existing, "PC_NAME_MAX")
         path_max = os.pathconf(existing, "PC_PATH_MAX")
@@ -188,10 +196,15 @@ def check_replaceable(final: Path, what: str, force: bool, kind: str = "run") ->
 
 
 def probe_writable(folder: Path, what: str) -> None:
-    """Create (if needed) ``folder`` and a scratch file in it, or raise a one-line OutputError."""
+    """Prove ``folder`` can be written (or created) by writing a scratch file in it or in its
+    nearest existing ancestor; creates nothing that stays. One-line OutputError otherwise."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".archsim-probe-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".archsim-probe-"):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -217,11 +230,13 @@ def check_run_target(out: Path, force: bool, trace: Path | None = None) -> RunTa
     check_not_protected(final, what)
     check_replaceable(final, what, force)
     probe_writable(final.parent, what)
-    trace_final = None if trace is None else check_trace(Path(trace), force)
+    trace_final = None if trace is None else check_trace(Path(trace), force, final)
     return RunTarget(final, trace_final)
 
 
-def check_trace(trace: Path, force: bool) -> Path:
+def check_trace(trace: Path, force: bool, run_folder: Path) -> Path:
+    """``--trace``: a new (or, with --force, replaceable) file in a writable folder; a trace
+    inside the run folder is written with the run (nothing to probe there yet)."""
     what = f"--trace {trace}"
     final = resolve_target(trace, what)
     if final.is_dir():
@@ -230,7 +245,8 @@ def check_trace(trace: Path, force: bool) -> Path:
         raise OutputError(f"{what}: file exists; choose a new name or pass --force to replace it")
     if final.exists() and not final.is_file():
         raise OutputError(f"{what}: exists and is not a regular file; choose another path")
-    probe_writable(final.parent, what)
+    if run_folder not in final.parents:
+        probe_writable(final.parent, what)
     return final
 
 
@@ -260,6 +276,7 @@ def output_lock(final: Path, what: str) -> Iterator[None]:
     A second archsim on the same target fails at once with one line naming the holder.
     """
     path = lock_path(final)
+    created = [p for p in (final.parent, *final.parent.parents) if not os.path.lexists(p)]
     while True:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +313,11 @@ def output_lock(final: Path, what: str) -> Iterator[None]:
         except OSError:
             pass
         os.close(fd)
+        for folder in created:  # folders made only for this output, if it never came to be
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
 
 
 def _lock_holder(fd: int) -> str:

@@ -170,16 +170,20 @@ def execute_run(
         check_run_target(Path(out_dir), force, trace)  # again: it may have changed while we waited
         result, hardware = train(config, show_progress)
         try:
-            return save_run(config, result, hardware, target, force, what)
+            summary = save_run(config, result, hardware, target, force, what)
         except (KeyboardInterrupt, InterruptedRun):
             raise
         except Exception as exc:
             raise keep_incomplete(config, result, target.final, exc) from None
+    if target.trace is not None and not target.trace_inside and hardware.architecture is not None:
+        write_trace_atomically(hardware.architecture, target.trace, target.final)
+    return summary
 
 
 def save_run(config: RunConfig, result: RunResult, hardware: HardwareAttachment, target: Any,
              force: bool, what: str) -> dict[str, Any]:
-    """Summary (non-finite values recorded as null, with a warning), result folder, trace."""
+    """Summary (non-finite values recorded as null, with a warning) and the result folder
+    (with the trace when it belongs inside it)."""
     from archsim.output import check_replaceable, write_marker
 
     summary, bad = finite_or_null(summarize(config, result, hardware))
@@ -197,8 +201,6 @@ def save_run(config: RunConfig, result: RunResult, hardware: HardwareAttachment,
         write_marker(staging, "run", trace_name)
         # A user may have put files into the folder while the run trained.
         check_replaceable(target.final, what, force)
-    if target.trace is not None and not target.trace_inside and arch is not None:
-        write_trace_atomically(arch, target.trace, target.final)
     return summary
 
 

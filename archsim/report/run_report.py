@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from archsim.errors import DataError
+from archsim.io import read_json
 from archsim.report.markdown import Document, eng, num, pct, staged_output
 
 PHASE_ORDER = ["forward", "backward", "update", "write", "eval"]
@@ -53,7 +54,7 @@ _LAYER_KEY = re.compile(r"^layer(\d+)\.(writes|pulses(\d+)|g(\d+)_s)$")
 def load_summary(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "summary.json"
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)  # bounded size and nesting
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: corrupt JSON (line {exc.lineno}: {exc.msg}); rerun 'archsim run' to rewrite it"

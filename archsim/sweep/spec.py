@@ -202,8 +202,8 @@ def check_point_count(spec: SweepSpec, source: str) -> None:
     total = point_count(spec)
     factors = [str(len(v)) for v in spec.grid.values()]
     if spec.random is not None:
-        factors.append(f"{spec.random.samples} samples")
-    factors.append(f"{len(spec.seeds)} seed(s)")
+        factors.append(f"{spec.random.samples:,} samples")
+    factors.append(f"{len(spec.seeds):,} seed(s)")
     if total > MAX_SWEEP_POINTS:
         raise ResourceError(
             f"{source}: the sweep has {total:,} points ({' x '.join(factors)}), more than the "

@@ -72,12 +72,14 @@ def run(
     overrides = list(set_ or [])
     if data_dir is not None:
         overrides.append(f"data.data_dir={data_dir}")
+    from archsim.limits import check_run_memory
     from archsim.output import check_run_target
 
     config = load_run_config(workload, hw, overrides, seed)
     out_dir = out if out is not None else default_out_dir(config.name)
     if trace is not None and config.hardware is None:
         raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
+    check_run_memory(config)
     check_run_target(out_dir, force, trace)
     try:
         summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace, force=force)

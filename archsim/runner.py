@@ -162,8 +162,10 @@ def execute_run(
     and raises :class:`IncompleteRun`. ``trace`` (with hardware) also writes a
     Chrome/Perfetto trace of the first batches.
     """
+    from archsim.limits import check_run_memory
     from archsim.output import check_run_target, output_lock
 
+    check_run_memory(config)
     target = check_run_target(Path(out_dir), force, trace)
     what = f"--out {out_dir}"
     with output_lock(target.final, what):

@@ -67,10 +67,10 @@ def load_run_config(
     if seed is not None:
         tree["seed"] = seed
     config = validate(RunConfig, tree, str(workload_path))
-    from archsim.limits import check_run_memory
-
-    check_run_memory(config)  # before the mapping below builds one object per tile
     if config.hardware is not None:
+        from archsim.limits import check_run_memory
+
+        check_run_memory(config)  # before the mapping below builds one object per tile
         # A network that does not fit is a load-time error, before any data is read.
         from archsim.mapping import check_network_fits
 

@@ -93,7 +93,11 @@ def staged_directory(final: Path) -> Iterator[Path]:
 
 def replace_directory(new: Path, final: Path) -> None:
     """Rename ``new`` to ``final``; an existing non-empty ``final`` is moved aside first and
-    removed after, or moved back if the rename fails."""
+    removed after, or moved back if the rename fails. Never the current folder, one of its
+    parents, the home folder or ``/`` (OutputError), whatever the caller checked."""
+    from archsim.output import check_not_protected
+
+    check_not_protected(Path(os.path.abspath(final)).resolve(), f"output {final}")
     try:
         os.replace(new, final)  # also replaces an empty folder
         return

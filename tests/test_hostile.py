@@ -315,6 +315,37 @@ def sweep_locked_by_another_sweep(user):
     return Case(["sweep", sweep(user), "--out", "sw", "--serial"], 4, "another archsim process", lock="sw")
 
 
+def fake_run(user: Path) -> str:
+    """A run folder outside the user's working folder (``tmp_path/elsewhere/r``)."""
+    return str(marked_run(user.parent.parent / "elsewhere" / "r"))
+
+
+def caches(user: Path) -> dict[str, str]:
+    """matplotlib's and fontconfig's caches, outside the user's home of the case."""
+    root = user.parent.parent / "caches"
+    return {"MPLCONFIGDIR": str(root / "mpl"), "XDG_CACHE_HOME": str(root / "xdg")}
+
+
+@case("destroy")
+def report_out_dot_with_a_report_md(user):
+    (user / "report.md").write_text("# my own report\n")
+    return Case(["report", fake_run(user), "--out", "."], 4, "does not write (data, precious.txt)", env=caches(user))
+
+
+@case("destroy")
+def report_out_dot_holding_only_report_files(user):
+    (user / "reports").mkdir()
+    (user / "reports" / "report.md").write_text("# my own report\n")
+    (user / "reports" / "figure.png").write_bytes(b"\x89PNG")
+    return Case(["report", fake_run(user), "--out", "."], 4, "current folder", env=caches(user), cwd="reports")
+
+
+@case("destroy")
+def report_out_folder_with_report_md_and_notes(user):
+    (user / "data" / "report.md").write_text("# my own report\n")
+    return Case(["report", fake_run(user), "--out", "data"], 4, "measurements.csv", env=caches(user))
+
+
 def _replaced_earlier_run(user, result, stdout, stderr):
     summary = json.loads((user / "earlier" / "summary.json").read_text())
     assert summary["accuracy"]["after:mnist"]["mnist"] > 0

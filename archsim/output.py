@@ -152,15 +152,17 @@ def check_name_length(final: Path, what: str) -> None:
 
 def check_not_protected(final: Path, what: str) -> None:
     """Never the current folder, one of its parents, the home folder or the root."""
-    cwd = Path.cwd().resolve()
-    protected = {Path("/"), cwd, *cwd.parents}
     try:
-        protected.add(Path.home().resolve())
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current folder was deleted: nothing of it to protect
+        cwd = Path("/")
+    try:
+        home: Path | None = Path.home().resolve()
     except (RuntimeError, OSError):
-        pass
-    if final in protected:
+        home = None
+    if final == cwd or final == Path("/") or final == home or final in cwd.parents:
         which = ("the current folder" if final == cwd else "the root folder" if final == Path("/")
-                 else "the home folder" if final == Path.home().resolve() else "a parent of the current folder")
+                 else "the home folder" if final == home else "a parent of the current folder")
         raise OutputError(
             f"{what}: is {which} ({final}); archsim writes results into a folder of their own, "
             "never replaces this one: give a new folder name such as runs/my-run"

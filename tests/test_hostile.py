@@ -105,14 +105,20 @@ def marked_run(folder: Path) -> Path:
     return folder
 
 
-def snapshot(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root``: file -> bytes, folder / link -> None."""
-    found: dict[str, bytes | None] = {}
+def snapshot(root: Path) -> dict[str, object]:
+    """Every path under ``root``: a small file -> its bytes, a large one (the 3 GiB sparse
+    data file) -> (size, mtime), a folder or link -> None."""
+    found: dict[str, object] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
-            found[rel] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
+            if path.is_symlink() or not path.is_file():
+                found[rel] = None
+            elif path.stat().st_size > 2**20:
+                found[rel] = (path.stat().st_size, path.stat().st_mtime_ns)
+            else:
+                found[rel] = path.read_bytes()
     return found
 
 
@@ -547,6 +553,11 @@ def sweep_alias_grid_counted(user):
     return Case(["sweep", "s.yaml", "--dry-run"], 2, "1,000,000,000 points")
 
 
+# 100 x 100 = 10 000 points, the cap: several seconds of planning on any machine.
+GRID_AT_CAP = {"learning.m_star": [0.01 * i for i in range(100)],
+               "learning.optimizer.lr": [0.0001 * i for i in range(1, 101)]}
+
+
 def _sigint_promptly(user, result, stdout, stderr):
     assert result["sigint_to_exit_s"] is not None and result["sigint_to_exit_s"] < 10, result
     assert not (user / "sweeps-out").exists()
@@ -554,8 +565,7 @@ def _sigint_promptly(user, result, stdout, stderr):
 
 @case("memory")
 def sigint_during_sweep_planning(user):
-    grid = {"learning.m_star": [0.001 * i for i in range(100)], "learning.optimizer.lr": [0.001 * i for i in range(1, 51)]}
-    return Case(["sweep", sweep(user, grid=grid), "--dry-run"], 130, "SIGINT", sigint_after=1.5,
+    return Case(["sweep", sweep(user, grid=GRID_AT_CAP), "--dry-run"], 130, "SIGINT", sigint_after=1.0,
                 check=_sigint_promptly)
 
 
@@ -954,10 +964,13 @@ def test_e2e_second_run_on_the_same_out_fails_at_once(tmp_path, server):
 
 
 def test_e2e_sigint_while_planning_a_big_sweep(tmp_path):
-    grid = {"learning.m_star": [0.001 * i for i in range(100)], "learning.optimizer.lr": [0.001 * i for i in range(1, 51)]}
-    spec = sweep(tmp_path, grid=grid)
-    proc = archsim("sweep", spec, "--dry-run", cwd=tmp_path, env={"PYTHONUNBUFFERED": "1"})
-    time.sleep(4.0)  # imports, then planning 5000 points
+    spec = sweep(tmp_path, grid=GRID_AT_CAP)
+    proc = archsim("sweep", spec, "--dry-run", cwd=tmp_path)
+    # pyarrow is imported by the sweep command right before planning starts.
+    deadline = time.monotonic() + CASE_TIMEOUT_S
+    while "pyarrow" not in Path(f"/proc/{proc.pid}/maps").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)

@@ -688,6 +688,18 @@ def report_summary_deep_json(user):
     return Case(["report", "r"], 3, "nested deeper")
 
 
+def _report_notes_config(user, result, stdout, stderr):
+    report = user.parent.parent / "elsewhere" / "r" / "report" / "report.md"
+    assert "config.yaml cannot be read (InputTooLarge)" in report.read_text()
+
+
+@case("reading")
+def report_of_run_with_deep_config_yaml(user):
+    run = fake_run(user)
+    (Path(run) / "config.yaml").write_text("a: " + "[" * 20000 + "]" * 20000 + "\n")
+    return Case(["report", run], 0, env=caches(user), check=_report_notes_config)
+
+
 # == kind: strict types ===========================================================================
 @case("types")
 def lr_yes(user):

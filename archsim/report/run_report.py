@@ -42,8 +42,10 @@ MEMORY_ROWS = [
     ("batchnorm", "batch-norm parameters", "bits"),
     ("buffers", "activation buffers", "bits"),
     ("total", "total", "bits"),
-    ("bnn_equivalent", "BNN design (784-4096-4096-10, 1-bit devices + 32-bit hidden)", "bits"),
-    ("optimizer_state", "not counted: optimizer (Adam) state", "bits"),
+    ("bnn_equivalent", "BNN design (network and source: bnn_network, bnn_source)", "bits"),
+    ("optimizer_state", "optimizer (Adam) state, not in total", "bits"),
+    ("total_with_optimizer", "total with optimizer state", "bits"),
+    ("bnn_equivalent_with_optimizer", "BNN design with optimizer state", "bits"),
     ("paper_formula", "paper's formula: weights x (device bits + hidden bits)", "bits"),
     ("paper_formula_bnn", "paper's formula for the BNN design", "bits"),
 ]
@@ -463,14 +465,18 @@ def memory_section(doc: Document, summary: dict[str, Any]) -> None:
             v = values[key]
             rows.append([label, f"`{key}`", num(v), kind, "" if kind == "count" else f"{v / 8 / 2**20:.3f}"])
     for key in sorted(values):
-        if key not in shown and not key.endswith("saving") and key not in ("saving_vs_bnn", "hidden_bits"):
+        if key not in shown and "saving" not in key and key != "hidden_bits":
             rows.append([key, f"`{key}`", num(values[key]), "", ""])
     doc.table(["part", "key", "value", "unit", "MiB"], rows)
     facts = []
     if "saving_vs_bnn" in values:
         facts.append(f"saving vs BNN = bnn_equivalent / total = **{values['saving_vs_bnn']:.4g}x**")
+    if "saving_vs_bnn_with_optimizer" in values:
+        facts.append(f"with optimizer state on both sides: {values['saving_vs_bnn_with_optimizer']:.4g}x")
     if "paper_formula_saving" in values:
         facts.append(f"with the paper's formula: {values['paper_formula_saving']:.4g}x")
+    if isinstance(memory, Mapping) and isinstance(memory.get("bnn_source"), str):
+        facts.append(f"BNN design {memory.get('bnn_network', '')}: {memory['bnn_source']}")
     if "hidden_bits" in values:
         facts.append(f"hidden-weight precision: {num(values['hidden_bits'])} bits")
     if isinstance(memory, Mapping) and isinstance(memory.get("formula"), str):

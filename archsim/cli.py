@@ -1,4 +1,4 @@
-"""Command line: ``archsim run | memory | report | sweep | select | table``.
+"""Command line: ``archsim run | memory | report | sweep | select | table | validate``.
 
 Every user error ends as one line ``archsim: error: ...`` on stderr and the exit code of its
 kind (see README, "Exit codes"); ``--debug`` shows the traceback instead.
@@ -187,6 +187,35 @@ def report(
 
     path = make_report(run_dir, out, format_)
     typer.echo(f"report: {path}")
+
+
+@app.command()
+def validate(
+    designs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Validation YAMLs (default: every design in hwconfigs/validation/)."),
+    ] = None,
+) -> None:
+    """Rebuild published designs and print published / simulated / ratio per headline figure."""
+    from archsim.errors import ConfigError
+    from archsim.validate import load_design, predict, shipped_designs
+    from archsim.validate.predict import checks_of
+    from archsim.validate.table import render
+
+    paths = designs or shipped_designs()
+    if not paths:
+        raise ConfigError("no validation designs found; give validation YAML files")
+    results = []
+    for design in (load_design(p) for p in paths):
+        prediction = predict(design)
+        results.append((design, prediction, checks_of(design, prediction)))
+    typer.echo(render(results))
+    failed = sum(not c.passed for _, _, checks in results for c in checks)
+    if failed:
+        raise ArchsimError(
+            f"{failed} validated figure(s) outside their tolerance (FAIL rows above); fix the "
+            "model or document the deviation in the design's YAML"
+        )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -14,6 +14,7 @@ from archsim.config.hardware import HardwareConfig
 from archsim.engine.dataflow import ModelInfo
 from archsim.engine.schedule import Engine
 from archsim.errors import ConfigError, MappingError
+from archsim.hw.area import chip_area
 from archsim.hw.chip import Chip, build_chip
 from archsim.hw.circuits import CrossbarMvm
 from archsim.interconnect.network import Network
@@ -164,6 +165,7 @@ class Architecture:
             "busy_cycles": dict(sorted(busy.items())),
             "writes": {"level_changes": eng.writes_total, "pulses": eng.pulses_total},
             "utilisation": utilisation,
+            "area_mm2": chip_area(self.chip, self.mapping.tiles_available, self.sram_bits).as_dict(),
             "memory_bits": {
                 "memristor_cells": utilisation["cells_allocated"],
                 "weight_cells": utilisation["weight_cells"],

@@ -252,6 +252,25 @@ def energy_section(doc: Document, summary: dict[str, Any]) -> None:
         ])
 
 
+def area_section(doc: Document, summary: dict[str, Any]) -> None:
+    """Chip area by component (summary ``area_mm2``, archsim/hw/area.py)."""
+    from archsim.report.plots import bar_panels
+
+    area = summary.get("area_mm2")
+    if not isinstance(area, Mapping):
+        return
+    by_component = dict(sorted(numeric_map(area.get("by_component")).items(), key=lambda kv: (-kv[1], kv[0])))
+    if not by_component:
+        return
+    doc.heading(3, "Chip area")
+    doc.figure(bar_panels([("area by component", by_component, "area (mm^2)", "", True)]), "area",
+               "Silicon area (mm^2) by component; labels give the share of the total.")
+    total = sum(by_component.values())
+    doc.table(["component", "mm^2", "share (%)"], [
+        [k, f"{v:.4g}", f"{100 * v / total:.2f}" if total > 0 else "–"] for k, v in by_component.items()
+    ] + [["total", f"{total:.4g}", "100.00"]])
+
+
 # -- latency ------------------------------------------------------------------------------------
 def latency_section(doc: Document, summary: dict[str, Any]) -> None:
     from archsim.report.plots import bar_panels
@@ -516,6 +535,7 @@ def write_run_report(run_dir: Path, out: Path, formats: Sequence[str]) -> Path:
             doc.bullets([f"Note: {n}." for n in notes])
         accuracy_section(doc, summary, task_names(config))
         energy_section(doc, summary)
+        area_section(doc, summary)
         latency_section(doc, summary)
         writes_section(doc, summary, config, devices)
         conductance_section(doc, devices)

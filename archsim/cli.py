@@ -156,9 +156,9 @@ def table(
     makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table}
     if kind not in makers:
         raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds' or 'memory'")
-    if out.exists() and not force:
-        raise OutputError(f"--out {out}: file exists; pass --force to replace it")
-    probe_writable(out.parent, f"--out {out}")
+    from archsim.output import check_file_target
+
+    check_file_target(out, force, "--out")
     frame = makers[kind](sweep_dirs)
     atomic_write_text(out, frame.to_csv(index=False, float_format="%.2f", lineterminator="\n"))
     if kind == "seeds":

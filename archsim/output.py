@@ -237,17 +237,23 @@ def check_run_target(out: Path, force: bool, trace: Path | None = None) -> RunTa
 
 
 def check_trace(trace: Path, force: bool, run_folder: Path) -> Path:
-    """``--trace``: a new (or, with --force, replaceable) file in a writable folder; a trace
-    inside the run folder is written with the run (nothing to probe there yet)."""
-    what = f"--trace {trace}"
-    final = resolve_target(trace, what)
+    """``--trace``: a trace inside the run folder is written with the run (nothing to probe
+    there yet)."""
+    return check_file_target(trace, force, "--trace", run_folder)
+
+
+def check_file_target(path: Path, force: bool, option: str, inside: Path | None = None) -> Path:
+    """A result file (``--trace``, ``table --out``): new, or with --force an existing regular
+    file, in a writable folder; never a folder or a symbolic link."""
+    what = f"{option} {path}"
+    final = resolve_target(Path(path), what)
     if final.is_dir():
         raise OutputError(f"{what}: is a folder; give a file name such as trace.json")
     if final.exists() and not force:
         raise OutputError(f"{what}: file exists; choose a new name or pass --force to replace it")
     if final.exists() and not final.is_file():
         raise OutputError(f"{what}: exists and is not a regular file; choose another path")
-    if run_folder not in final.parents:
+    if inside is None or inside not in final.parents:
         probe_writable(final.parent, what)
     return final
 

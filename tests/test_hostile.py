@@ -352,6 +352,16 @@ def report_out_folder_with_report_md_and_notes(user):
     return Case(["report", fake_run(user), "--out", "data"], 4, "measurements.csv", env=caches(user))
 
 
+@case("destroy")
+def table_out_is_users_folder_force(user):
+    return Case(["table", "seeds", "sw", "--out", "data", "--force"], 4, "is a folder")
+
+
+@case("destroy")
+def table_out_is_users_file(user):
+    return Case(["table", "seeds", "sw", "--out", "precious.txt"], 4, "file exists")
+
+
 def _replaced_earlier_run(user, result, stdout, stderr):
     summary = json.loads((user / "earlier" / "summary.json").read_text())
     assert summary["accuracy"]["after:mnist"]["mnist"] > 0

@@ -116,6 +116,13 @@ def print_accuracy(summary: dict) -> None:
     for after, row in matrix.items():
         cells = "  ".join(f"{100 * row[t]:14.2f}" if t in row else f"{'':>14}" for t in tasks)
         typer.echo(f"{after:<15}{cells}")
+    metrics = summary.get("continual", {}).get("test")
+    if metrics:
+        line = f"average accuracy after the last task: {100 * metrics['average_accuracy']:.2f} %"
+        if metrics["backward_transfer"] is not None:
+            line += (f", backward transfer: {100 * metrics['backward_transfer']:+.2f} points, "
+                     f"average forgetting: {100 * metrics['average_forgetting']:.2f} points")
+        typer.echo(line)
 
 
 @app.command()

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from archsim.config import RunConfig, to_yaml
+from archsim.data.tasks import expected_train_images
 from archsim.experiment import RunResult, StoreFactory, ideal_store, run_experiment
 from archsim.io import atomic_write_json, atomic_write_npz, atomic_write_text, staged_directory
 from archsim.learning.storage import WeightStore
@@ -61,7 +62,7 @@ def total_training_images(config: RunConfig) -> int:
     available = TRAIN_IMAGES_PER_DATASET - config.data.validation_size
     total = 0
     for task in config.tasks:
-        n = available if task.train_limit is None else min(available, task.train_limit)
+        n = expected_train_images(task, available)
         batches = max(1, n // config.learning.batch_size)
         total += task.epochs * batches * config.learning.batch_size
     return total

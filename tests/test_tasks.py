@@ -286,3 +286,13 @@ def test_metaplasticity_forgets_less_on_permuted_mnist(tmp_path):
         assert len(summary["accuracy"]) == 6 and all(len(r) == 6 for r in summary["accuracy"].values())
         forgetting[label] = summary["continual"]["test"]["average_forgetting"]
     assert forgetting["m0"] > forgetting["shipped"] + 0.05, forgetting
+
+
+def test_progress_total_counts_the_images_each_kind_trains_on():
+    from archsim.data.tasks import expected_train_images
+
+    assert expected_train_images(task(), 55000) == 55000
+    assert expected_train_images(task(train_limit=100), 55000) == 100
+    assert expected_train_images(task(kind="split", classes=[0, 1]), 55000) == 11000
+    chunk = task(kind="stream-chunk", seed=0, chunk=2, chunks=3)
+    assert expected_train_images(chunk, 100) == 34

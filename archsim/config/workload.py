@@ -315,6 +315,7 @@ class WorkloadConfig(StrictModel):
                 raise ValueError("give either 'tasks' or 'sequence', not both")
             # Frozen model: the expansion is part of validation, so write the fields directly.
             self.__dict__.update(tasks=self.sequence.tasks(), sequence=None)
+            self.__pydantic_fields_set__.add("tasks")
         if not self.tasks:
             raise ValueError("no tasks: give 'tasks' (a list) or 'sequence' (N generated tasks)")
         return self

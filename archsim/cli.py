@@ -107,6 +107,16 @@ def print_accuracy(summary: dict) -> None:
             for t in tasks
         )
         typer.echo(f"{after:<15}{cells}")
+    continual = summary.get("continual", {})
+    scored = "test" if "test" in continual else "validation"
+    metrics = continual.get(scored)
+    if metrics:
+        line = (f"average {'validation ' if scored == 'validation' else ''}accuracy after the "
+                f"last task: {100 * metrics['average_accuracy']:.2f} %")
+        if metrics["backward_transfer"] is not None:
+            line += (f", backward transfer: {100 * metrics['backward_transfer']:+.2f} points, "
+                     f"average forgetting: {100 * metrics['average_forgetting']:.2f} points")
+        typer.echo(line)
 
 
 @app.command()

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from archsim.config import RunConfig, to_yaml
+from archsim.data.tasks import expected_train_images
 from archsim.experiment import RunResult, StoreFactory, ideal_store, run_experiment
 from archsim.errors import IncompleteRun, InterruptedRun, OutputError
 from archsim.io import (
@@ -72,7 +73,7 @@ def total_training_images(config: RunConfig) -> int:
     available = TRAIN_IMAGES_PER_DATASET - config.data.validation_size
     total = 0
     for task in config.tasks:
-        n = available if task.train_limit is None else min(available, task.train_limit)
+        n = expected_train_images(task, available)
         batches = max(1, n // config.learning.batch_size)
         total += task.epochs * batches * config.learning.batch_size
     return total

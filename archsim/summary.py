@@ -13,6 +13,7 @@ import numpy as np
 from archsim import __version__
 from archsim.config import RunConfig
 from archsim.experiment import RunResult
+from archsim.metrics.continual import continual_section
 from archsim.metrics.memory import memory_section
 
 
@@ -96,6 +97,9 @@ def build_summary(
         "validation_accuracy": rounded_matrix(result.validation_accuracy),
         "train_loss": {task: [round(x, 6) for x in losses] for task, losses in result.train_loss.items()},
         "writes": write_statistics(result.write_counts),
+        "continual": continual_section(
+            result.accuracy, result.validation_accuracy, [t.name for t in config.tasks]
+        ),
     }
     if device_store is not None:
         stats = device_store.statistics()

@@ -15,7 +15,8 @@ import numpy as np
 
 from archsim.config import RunConfig
 from archsim.config.workload import TaskConfig
-from archsim.data import load_split
+from archsim.data.tasks import TaskData, load_task
+from archsim.errors import DataError
 from archsim.learning.batchnorm import RunningStatistics
 from archsim.learning.network import IdealMvm, Mlp, Mvm
 from archsim.learning.precision import FixedPointHidden
@@ -73,48 +74,18 @@ def notify(callbacks: Sequence[Any], method: str, event: Any) -> None:
             handler(event)
 
 
-@dataclass(frozen=True)
-class TaskData:
-    """Training, validation and test arrays of one task (pixels scaled to [0, 1])."""
-
-    name: str
-    train_x: np.ndarray
-    train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-
-
-def to_unit_float(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels to float32 in [0, 1] (the DAC's input range)."""
-    return images.astype(np.float32) * np.float32(1.0 / 255.0)
-
-
 def load_task_data(
     task: TaskConfig, data_dir: str | None, validation_size: int, with_test: bool = True
 ) -> TaskData:
-    """Split the training set into train / validation (last N images) and load the test set.
+    """The task's training set (after the validation hold-out), validation and test sets.
 
     ``with_test=False`` never reads the test set (its arrays are empty).
     """
-    train_images, train_labels = load_split(task.dataset, "train", data_dir)
-    if with_test:
-        test_images, test_labels = load_split(task.dataset, "test", data_dir)
-    else:
-        test_images, test_labels = train_images[:0], train_labels[:0]
-    n_train = train_images.shape[0] - validation_size
-    train_end = n_train if task.train_limit is None else min(n_train, task.train_limit)
-    test_end = test_images.shape[0] if task.test_limit is None else task.test_limit
-    return TaskData(
-        name=task.name,
-        train_x=to_unit_float(train_images[:train_end]),
-        train_y=train_labels[:train_end].astype(np.int64),
-        val_x=to_unit_float(train_images[n_train:]),
-        val_y=train_labels[n_train:].astype(np.int64),
-        test_x=to_unit_float(test_images[:test_end]),
-        test_y=test_labels[:test_end].astype(np.int64),
-    )
+    data = load_task(task, data_dir, validation_size, with_test)
+    if data.train_y.shape[0] == 0 or (with_test and data.test_y.shape[0] == 0):
+        raise DataError(f"task '{task.name}' has no {'training' if data.train_y.shape[0] == 0 else 'test'} "
+                        "images (classes, chunk or limits leave none); change the task")
+    return data
 
 
 @dataclass
@@ -252,12 +223,12 @@ def train_sequence(
         bn_states[data.name] = learner.net.batch_norm_state()
         current = bn_states[data.name]
         accuracy[key], validation[key] = {}, {}
-        for seen in tasks[: index + 1]:
-            if config.model.bn_per_task:
-                learner.net.load_batch_norm_state(bn_states[seen.name])
-            if seen.test_x.shape[0] > 0:
+        for seen in tasks if config.evaluate_unseen_tasks else tasks[: index + 1]:
+            if config.model.bn_per_task:  # a task not trained yet uses the current state
+                learner.net.load_batch_norm_state(bn_states.get(seen.name, current))
+            if seen.test_y.shape[0] > 0:
                 accuracy[key][seen.name] = learner.evaluate(seen.test_x, seen.test_y, config.eval_batch_size)
-            if seen.val_x.shape[0] > 0:
+            if seen.val_y.shape[0] > 0:
                 validation[key][seen.name] = learner.evaluate(seen.val_x, seen.val_y, config.eval_batch_size)
         learner.net.load_batch_norm_state(current)
         notify(callbacks, "on_task_end", TaskEnd(data.name, index, accuracy[key], validation[key], learner))

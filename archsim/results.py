@@ -184,13 +184,21 @@ class Area(OpenSection):
     per_tile: float | None = Field(default=None, ge=0, description="Area of one tile (mm^2).")
 
 
-class ContinualMetrics(OpenSection):
-    """Continual-learning metrics of the accuracy matrix (fractions)."""
+class ContinualScores(Section):
+    """Continual-learning metrics of one accuracy matrix (fractions; archsim/metrics/continual.py)."""
 
-    average_accuracy: float | None = None
+    average_accuracy: float
     backward_transfer: float | None = None
-    forward_transfer: float | None = None
-    forgetting: float | None = None
+    average_forgetting: float | None = None
+    forgetting: dict[str, float] = Field(default_factory=dict)
+    accuracy_when_learned: dict[str, float] = Field(default_factory=dict)
+
+
+class ContinualMetrics(Section):
+    """Continual-learning metrics of the test and of the validation matrix (absent if not evaluated)."""
+
+    test: ContinualScores | None = None
+    validation: ContinualScores | None = None
 
 
 # -- the run summary ------------------------------------------------------------------------------
@@ -218,6 +226,8 @@ class RunSummary(Section):
     architecture: Architecture | None = None
     area_mm2: Area | None = None
     continual: ContinualMetrics | None = None
+    warnings: list[str] | None = Field(default=None, description="Problems recorded with the run (e.g. "
+                                       "values that were not finite and were written as null).")
 
     # -- files --------------------------------------------------------------------------------
     def to_json_dict(self) -> dict[str, Any]:
@@ -239,8 +249,10 @@ class RunSummary(Section):
         path = Path(path)
         if path.is_dir():
             path = path / "summary.json"
+        from archsim.io import read_json
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)  # bounded size and nesting
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"{path}: corrupt JSON (line {exc.lineno}: {exc.msg}); rerun 'archsim run' to rewrite it"

@@ -13,6 +13,7 @@ import numpy as np
 from archsim import __version__
 from archsim.config import RunConfig
 from archsim.experiment import RunResult
+from archsim.metrics.continual import continual_section
 from archsim.metrics.memory import memory_section
 from archsim.results import Energy, LedgerRow, RunSummary
 
@@ -122,6 +123,9 @@ def build_summary(
         "train_loss": {task: [round(x, 6) for x in losses] for task, losses in result.train_loss.items()},
         "writes": write_statistics(result.write_counts),
         "memory_bits": memory_section(config),
+        "continual": continual_section(
+            result.accuracy, result.validation_accuracy, [t.name for t in config.tasks]
+        ),
     }
     if device_store is not None:
         stats = device_store.statistics()

@@ -134,7 +134,7 @@ def test_report_and_sweep_names_are_fields_of_the_model():
         for column in objective.columns:
             assert field_path_exists(column), column
     for path in ("energy_j.ledger", "writes.max_per_weight", "area_mm2.total", "area_mm2.by_component.adc",
-                 "continual.backward_transfer", "latency_s.by_phase.eval"):
+                 "continual.test.backward_transfer", "latency_s.by_phase.eval"):
         assert field_path_exists(path), path
     assert not field_path_exists("energy_j.per_image")
 

@@ -55,15 +55,15 @@ def write_sweep(folder: Path, name: str, **fields) -> Path:
 
 # -- 1. validation only ----------------------------------------------------------------------
 def test_evaluate_test_false_never_reads_the_test_set(monkeypatch):
-    import archsim.experiment as experiment
+    import archsim.data.tasks as tasks  # where every task's data set is read
 
-    real = experiment.load_split
+    real = tasks.load_split
 
     def no_test(dataset, split, data_dir=None):
         assert split != "test", "the test set was read"
         return real(dataset, split, data_dir)
 
-    monkeypatch.setattr(experiment, "load_split", no_test)
+    monkeypatch.setattr(tasks, "load_split", no_test)
     result = run_experiment(tiny_config(data__evaluate_test=False, tasks=TINY["tasks"]))
     assert result.accuracy == {}
     assert set(result.validation_accuracy["after:fashion"]) == {"mnist", "fashion"}

@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archsim.config.base import StrictModel
+from archsim.config.base import StrictModel, check_float32
+from archsim.data.tasks import SEQUENCE_KINDS, task_problem
 
 DatasetName = Literal["mnist", "fashion-mnist"]
 RuleName = Literal["qnn-meta", "bnn-meta", "float32"]
@@ -33,6 +34,75 @@ class TaskConfig(StrictModel):
     test_limit: int | None = Field(
         default=None, ge=1, description="Evaluate on the first N test images; None uses all 10 000."
     )
+    kind: str = Field(
+        default="dataset",
+        description="What the task is made of (archsim/data/tasks.py): 'dataset' (the whole "
+        "data set), 'permuted' (pixels permuted, needs seed), 'split' (only some classes, needs "
+        "classes), 'stream-chunk' (chunk of a once-shuffled stream, needs seed, chunk, chunks).",
+    )
+    seed: int | None = Field(
+        default=None, ge=0, lt=2**63,
+        description="'permuted': seed of the pixel permutation; 'stream-chunk': seed of the "
+        "stream's one-time shuffle (the same for every chunk of a stream).",
+    )
+    classes: list[int] | None = Field(default=None, description="'split': the classes of the task, 0..9.")
+    relabel: bool = Field(
+        default=False,
+        description="'split': number the task's classes 0, 1, ... (domain-incremental) instead "
+        "of keeping their global labels (class-incremental).",
+    )
+    chunk: int | None = Field(default=None, ge=0, description="'stream-chunk': which chunk, 0-based.")
+    chunks: int | None = Field(
+        default=None, ge=1, le=60000, description="'stream-chunk': how many equal chunks the stream is cut into."
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "TaskConfig":
+        problem = task_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
+class SequenceConfig(StrictModel):
+    """A generated sequence of N tasks of one kind (shorthand for a long ``tasks:`` list)."""
+
+    kind: Literal["permuted", "split", "stream"] = Field(
+        description="'permuted': N pixel permutations of the data set; 'split': the ten "
+        "classes cut into N equal groups; 'stream': the training set cut into N chunks."
+    )
+    dataset: DatasetName = Field(description="Data set of every task.")
+    n_tasks: int = Field(ge=1, le=1000, description="Number of tasks (chunks for a stream).")
+    epochs: int = Field(ge=1, le=1000, description="Epochs per task.")
+    seed: int = Field(
+        default=0, ge=0, lt=2**62,
+        description="'permuted': task k uses permutation seed + k; 'stream': seed of the shuffle.",
+    )
+    first_identity: bool = Field(
+        default=False,
+        description="'permuted': the first task is the unpermuted data set (Laborieux et al. "
+        "2021's code permutes every task, the first included).",
+    )
+    relabel: bool = Field(default=False, description="'split': see TaskConfig.relabel.")
+    train_limit: int | None = Field(
+        default=None, ge=1,
+        description="Per task as TaskConfig.train_limit; for a stream, the whole stream before cutting.",
+    )
+    test_limit: int | None = Field(default=None, ge=1, description="Per task as TaskConfig.test_limit.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SequenceConfig":
+        if self.kind == "split" and 10 % self.n_tasks:
+            raise ValueError(f"a split sequence cuts the 10 classes into equal groups: n_tasks "
+                             f"must be 1, 2, 5 or 10, got {self.n_tasks}")
+        if self.first_identity and self.kind != "permuted":
+            raise ValueError("first_identity is for a 'permuted' sequence only; remove it")
+        if self.relabel and self.kind != "split":
+            raise ValueError("relabel is for a 'split' sequence only; remove it")
+        return self
+
+    def tasks(self) -> list[TaskConfig]:
+        return [TaskConfig(**entry) for entry in SEQUENCE_KINDS[self.kind](self)]
 
 
 INPUT_SIZE = 784  # 28 x 28 pixels of MNIST / Fashion-MNIST
@@ -125,6 +195,7 @@ class ModelConfig(StrictModel):
                 raise ValueError("level_values must be finite numbers")
             if any(b <= a for a, b in zip(values, values[1:])):
                 raise ValueError("level_values must be strictly increasing")
+            check_float32(values, "level_values", increasing=True)
         return self
 
 
@@ -246,7 +317,21 @@ class WorkloadConfig(StrictModel):
 
     name: str = Field(default="workload", min_length=1, description="Name used in reports.")
     description: str = Field(default="", description="Free text shown in reports.")
-    tasks: list[TaskConfig] = Field(min_length=1, description="Tasks trained one after the other.")
+    tasks: list[TaskConfig] = Field(
+        default_factory=list,
+        description="Tasks trained one after the other (or give 'sequence' to generate them).",
+    )
+    sequence: SequenceConfig | None = Field(
+        default=None,
+        description="Generate 'tasks' as N tasks of one kind (permuted, split, stream); "
+        "expanded at load, so the written config.yaml lists the tasks and this is null.",
+    )
+    evaluate_unseen_tasks: bool = Field(
+        default=False,
+        description="After each task also evaluate the tasks not trained yet, so the accuracy "
+        "matrix is N x N as GEM's R (Lopez-Paz & Ranzato, NeurIPS 2017); False evaluates "
+        "only the tasks seen so far (lower triangle).",
+    )
     model: ModelConfig
     learning: LearningConfig = Field(default_factory=LearningConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -261,6 +346,28 @@ class WorkloadConfig(StrictModel):
         description="Also train the same network without hardware effects and report its "
         "accuracy matrix under 'baseline' (the paper's software reference).",
     )
+
+    @model_validator(mode="after")
+    def _expand_sequence(self) -> "WorkloadConfig":
+        if self.sequence is not None:
+            if self.tasks:
+                raise ValueError("give either 'tasks' or 'sequence', not both")
+            # Frozen model: the expansion is part of validation, so write the fields directly.
+            self.__dict__.update(tasks=self.sequence.tasks(), sequence=None)
+            self.__pydantic_fields_set__.add("tasks")
+        if not self.tasks:
+            raise ValueError("no tasks: give 'tasks' (a list) or 'sequence' (N generated tasks)")
+        return self
+
+    @model_validator(mode="after")
+    def _boundary_free_stream(self) -> "WorkloadConfig":
+        if any(t.kind == "stream-chunk" for t in self.tasks):
+            if self.model.bn_per_task:
+                raise ValueError("a stream has no task boundaries: set model.bn_per_task: false")
+            if self.learning.optimizer.reset_between_tasks:
+                raise ValueError("a stream has no task boundaries: set "
+                                 "learning.optimizer.reset_between_tasks: false")
+        return self
 
     @model_validator(mode="after")
     def _unique_task_names(self) -> "WorkloadConfig":

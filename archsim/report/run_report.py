@@ -57,9 +57,14 @@ def load_config(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:
     if not path.is_file():
         notes.append("config.yaml is missing: task order, epochs and endurance are unknown")
         return None
+    from archsim.config.loader import InputTooLarge, load_yaml_text
+    from archsim.limits import MAX_CONFIG_BYTES
+
     try:
-        tree = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputTooLarge(f"larger than {MAX_CONFIG_BYTES} bytes")
+        tree = load_yaml_text(path.read_text())  # bounded depth and aliases
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputTooLarge) as exc:
         notes.append(f"config.yaml cannot be read ({type(exc).__name__}): epochs and endurance are unknown")
         return None
     if not isinstance(tree, dict):

@@ -100,7 +100,7 @@ def run(
         raise
     for warning in summary.warnings or []:
         typer.echo(f"archsim: warning: {warning}", err=True)
-    print_accuracy(summary.model_dump(mode="json"))  # the typed summary as plain JSON values
+    print_accuracy(summary.to_json_dict())  # the typed summary as plain JSON values
     typer.echo(f"results: {out_dir}")
 
 
@@ -124,7 +124,7 @@ def print_accuracy(summary: dict) -> None:
     if metrics:
         line = (f"average {'validation ' if scored == 'validation' else ''}accuracy after the "
                 f"last task: {100 * metrics['average_accuracy']:.2f} %")
-        if metrics["backward_transfer"] is not None:
+        if metrics.get("backward_transfer") is not None:
             line += (f", backward transfer: {100 * metrics['backward_transfer']:+.2f} points, "
                      f"average forgetting: {100 * metrics['average_forgetting']:.2f} points")
         typer.echo(line)

@@ -55,12 +55,12 @@ class Writes(Section):
 
     total: int = Field(ge=0, description="Level changes of all weights over the run.")
     max_per_device: int = Field(ge=0, description="Most program operations of one device (G+ and G- apart).")
-    mean_per_device: float = Field(ge=0, description="Mean program operations per device.")
+    mean_per_device: float = Field(description="Mean program operations per device.")
     pulses_total: int = Field(ge=0, description="Programming pulses (write-verify iterations) of all devices.")
     stuck_devices: int = Field(ge=0, description="Devices stuck at the end of the run.")
     weights: int = Field(ge=0, description="Weights held by devices.")
     max_per_weight: int | None = Field(default=None, ge=0, description="Most level changes of one weight.")
-    mean_per_weight: float | None = Field(default=None, ge=0, description="Mean level changes per weight.")
+    mean_per_weight: float | None = Field(default=None, description="Mean level changes per weight.")
     devices: int | None = Field(default=None, ge=0, description="Devices holding the weights.")
     stuck_skipped: int | None = Field(default=None, ge=0, description="Writes skipped because the device was stuck.")
 
@@ -72,14 +72,14 @@ class DeviceStats(OpenSection):
     weights: int = Field(ge=0)
     writes_total: int = Field(ge=0)
     writes_max_per_weight: int = Field(ge=0)
-    writes_mean_per_weight: float = Field(ge=0)
+    writes_mean_per_weight: float = Field()
     pulses_total: int = Field(ge=0)
     stuck_devices: int = Field(ge=0)
     stuck_fabrication: int | None = Field(default=None, ge=0, description="Devices stuck from fabrication.")
     stuck_worn_out: int | None = Field(default=None, ge=0, description="Devices worn out during the run.")
     pulses_max_per_device: int | None = Field(default=None, ge=0)
-    program_energy_j: float | None = Field(default=None, ge=0, description="Energy of training-time programming (J).")
-    program_time_s: float | None = Field(default=None, ge=0, description="Time of training-time programming (s).")
+    program_energy_j: float | None = Field(default=None, description="Energy of training-time programming (J).")
+    program_time_s: float | None = Field(default=None, description="Time of training-time programming (s).")
 
 
 class LedgerRow(Section):
@@ -91,22 +91,22 @@ class LedgerRow(Section):
     kind: Literal["dynamic", "leakage"]
     count: int = Field(ge=0, description="Times the action ran (0 for leakage).")
     busy_cycles: int = Field(ge=0, description="Clock cycles the component was busy with it.")
-    energy_j: float = Field(ge=0, description="Energy in J.")
+    energy_j: float = Field(description="Energy in J.")
 
 
 class Energy(Section):
     """Energy of the run (J), split several ways."""
 
-    total: float = Field(ge=0)
-    dynamic: float = Field(ge=0)
-    leakage: float = Field(ge=0)
+    total: float = Field()
+    dynamic: float = Field()
+    leakage: float = Field()
     by_component: dict[str, float]
     by_phase: dict[str, float]
     by_component_phase: dict[str, dict[str, float]]
-    per_train_step: float = Field(ge=0, description="Training energy per batch (all phases but eval).")
-    per_inference_image: float = Field(ge=0, description="Evaluation energy per image.")
-    train_total: float | None = Field(default=None, ge=0, description="Energy of all training (phases but eval).")
-    eval_total: float | None = Field(default=None, ge=0, description="Energy of all evaluation.")
+    per_train_step: float = Field(description="Training energy per batch (all phases but eval).")
+    per_inference_image: float = Field(description="Evaluation energy per image.")
+    train_total: float | None = Field(default=None, description="Energy of all training (phases but eval).")
+    eval_total: float | None = Field(default=None, description="Energy of all evaluation.")
     ledger: list[LedgerRow] | None = Field(default=None, description="Every (component, action, phase) entry.")
 
 
@@ -114,13 +114,13 @@ class Latency(Section):
     """Latency, in cycles (``latency_cycles``) or seconds (``latency_s``)."""
 
     by_phase: dict[str, float]
-    inference_per_image: float = Field(ge=0, description="Evaluation time per image (batched).")
-    inference_single_image: float = Field(ge=0, description="One image alone through the chip.")
-    train_per_image: float = Field(ge=0)
-    train_step: float = Field(ge=0, description="One training batch.")
-    train_total: float = Field(ge=0)
-    eval_total: float = Field(ge=0)
-    total: float = Field(ge=0)
+    inference_per_image: float = Field(description="Evaluation time per image (batched).")
+    inference_single_image: float = Field(description="One image alone through the chip.")
+    train_per_image: float = Field()
+    train_step: float = Field(description="One training batch.")
+    train_total: float = Field()
+    eval_total: float = Field()
+    total: float = Field()
 
 
 class Utilisation(OpenSection):
@@ -156,7 +156,7 @@ class MemoryBits(OpenSection):
     weights: int = Field(ge=0, description="Weights of the network (a count, not bits).")
     total: int = Field(ge=0)
     bnn_equivalent: int = Field(ge=0)
-    saving_vs_bnn: float = Field(ge=0)
+    saving_vs_bnn: float = Field()
     formula: str
     rram_cells: int | None = None
     rram: float | None = None
@@ -178,10 +178,10 @@ class MemoryBits(OpenSection):
 class Area(OpenSection):
     """Chip area in mm^2."""
 
-    total: float = Field(ge=0)
+    total: float = Field()
     by_component: dict[str, float] = Field(default_factory=dict)
     tiles: int | None = Field(default=None, ge=0, description="Tiles on the chip.")
-    per_tile: float | None = Field(default=None, ge=0, description="Area of one tile (mm^2).")
+    per_tile: float | None = Field(default=None, description="Area of one tile (mm^2).")
 
 
 class ContinualScores(Section):

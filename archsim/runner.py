@@ -181,7 +181,8 @@ def execute_run(
     what = f"--out {out_dir}"
     with output_lock(target.final, what):
         check_run_target(Path(out_dir), force, trace)  # again: it may have changed while we waited
-        result, hardware = train(config, show_progress, callbacks)
+        # callbacks only when given: wrappers of train() may take just (config, show_progress)
+        result, hardware = train(config, show_progress, **({"callbacks": callbacks} if callbacks else {}))
         try:
             summary = save_run(config, result, hardware, target, force, what)
         except (KeyboardInterrupt, InterruptedRun):

@@ -32,10 +32,10 @@ def _fault_nonfinite() -> None:
     original = runner.summarize
 
     def summarize(config, result, hardware):
-        summary = original(config, result, hardware)
-        first = next(iter(summary["train_loss"]))
-        summary["train_loss"][first][0] = float("nan")
-        summary["energy_j"] = float("inf")
+        summary = original(config, result, hardware)  # the typed RunSummary
+        first = next(iter(summary.train_loss))
+        summary.train_loss[first][0] = float("nan")
+        summary.writes.mean_per_device = float("inf")
         return summary
 
     runner.summarize = summarize

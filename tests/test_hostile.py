@@ -96,10 +96,20 @@ def sweep(folder: Path, file: str = "s.yaml", **fields) -> str:
     return file
 
 
+EARLIER_SUMMARY = {
+    "archsim_version": "0", "workload": "earlier", "seed": 0, "rule": "qnn-meta", "m_star": 0.0,
+    "accuracy": {}, "validation_accuracy": {}, "train_loss": {},
+    "writes": {"total": 0, "max_per_device": 0, "mean_per_device": 0.0, "pulses_total": 0,
+               "stuck_devices": 0, "weights": 1},
+    "memory_bits": {"weights": 1, "total": 34, "bnn_equivalent": 66, "saving_vs_bnn": 1.94, "formula": "f"},
+}
+"""A valid summary.json (archsim.results.RunSummary) of a run that evaluated nothing."""
+
+
 def marked_run(folder: Path) -> Path:
     """A run folder as archsim writes it (marker included)."""
     folder.mkdir(parents=True)
-    (folder / "summary.json").write_text('{"accuracy": {}}\n')
+    (folder / "summary.json").write_text(json.dumps(EARLIER_SUMMARY) + "\n")
     (folder / "config.yaml").write_text("name: earlier\n")
     (folder / ".archsim-run").write_text(json.dumps({"made_by": "archsim", "kind": "run", "version": "0", "files": []}))
     return folder
@@ -807,10 +817,10 @@ def result_files_respect_umask_002(user):
 # == kind: late faults (after training) ===========================================================
 def _nulls_and_warning(user, result, stdout, stderr):
     summary = json.loads((user / "r" / "summary.json").read_text())
-    assert summary["energy_j"] is None and summary["train_loss"]["mnist"][0] is None
-    assert "energy_j" in summary["warnings"][0]
+    assert summary["writes"]["mean_per_device"] is None and summary["train_loss"]["mnist"][0] is None
+    assert "writes.mean_per_device" in summary["warnings"][0]
     warnings = [line for line in stderr.splitlines() if line.strip()]
-    assert len(warnings) == 1 and warnings[0].startswith("archsim: warning: ") and "energy_j" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith("archsim: warning: ") and "writes.mean_per_device" in warnings[0]
 
 
 @case("late")
@@ -848,7 +858,7 @@ def disk_full_everywhere(user):
 
 
 def _old_run_intact(user, result, stdout, stderr):
-    assert json.loads((user / "earlier" / "summary.json").read_text()) == {"accuracy": {}}
+    assert json.loads((user / "earlier" / "summary.json").read_text()) == EARLIER_SUMMARY
     _incomplete("earlier.incomplete", "Read-only")(user, result, stdout, stderr)
 
 
@@ -861,7 +871,7 @@ def read_only_at_rename_keeps_old_run(user):
 
 def _user_file_survives(user, result, stdout, stderr):
     assert (user / "earlier" / "added-while-training.txt").read_text() == "mine\n"
-    assert json.loads((user / "earlier" / "summary.json").read_text()) == {"accuracy": {}}
+    assert json.loads((user / "earlier" / "summary.json").read_text()) == EARLIER_SUMMARY
     _incomplete("earlier.incomplete", "did not write")(user, result, stdout, stderr)
 
 

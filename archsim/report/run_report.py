@@ -451,6 +451,9 @@ def header(doc: Document, run_dir: Path, summary: RunSummary, config: dict[str, 
 def write_run_report(run_dir: Path, out: Path, formats: Sequence[str]) -> Path:
     """Write ``out/report.md`` and its figures for the run folder ``run_dir``."""
     run_dir, out = Path(run_dir), Path(out)
+    from archsim.report.markdown import check_output
+
+    check_output(out, run_dir)  # an unusable --out is refused before the summary is read
     summary = load_summary(run_dir)
     notes: list[str] = []
     config = load_config(run_dir, notes)

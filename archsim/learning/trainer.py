@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.config.workload import LearningConfig, ModelConfig
-from archsim.learning.meta import bnn_meta_factor, qnn_meta_factor
+from archsim.learning.meta import TanhMeta
 from archsim.learning.network import Mlp, softmax_cross_entropy
 from archsim.learning.optimizer import Adam, MetaFactor
 from archsim.learning.quantizer import Quantizer
@@ -46,10 +46,9 @@ def make_meta_factor(learning: LearningConfig, quantizer: Quantizer | None) -> M
     """The meta-function of the rule; None where no step is ever attenuated."""
     if learning.rule == "float32" or learning.m_star == 0 or quantizer is None:
         return None
-    m_star = learning.m_star
     if learning.rule == "bnn-meta":
-        return lambda hidden: bnn_meta_factor(hidden, m_star)
-    return lambda hidden: qnn_meta_factor(hidden, quantizer, m_star)
+        return TanhMeta(learning.m_star)
+    return TanhMeta(learning.m_star, quantizer)
 
 
 def cosine_lr_scale(progress: float, final_fraction: float) -> float:
@@ -84,10 +83,9 @@ class Learner:
         for layer in range(self.net.n_layers):
             hidden = self.net.hidden[layer]
             self.optimizer.update(
-                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay
+                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay,
+                self.hidden_clip,
             )
-            if self.hidden_clip is not None:
-                np.clip(hidden, -self.hidden_clip, self.hidden_clip, out=hidden)
             if self.bn_trainable is None or self.bn_trainable[layer]:
                 self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
                 self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)

@@ -145,3 +145,11 @@ def uniform_commit(
             counts[i] += 1
             level_index[i] = index
             weights[i] = values[index]
+
+
+@numba.njit(**_JIT)
+def sign_into(x: np.ndarray, out: np.ndarray) -> None:
+    """out = +1 where x >= 0 else -1 (sign(0) = +1, NaN -> -1, as np.where(x >= 0, 1, -1))."""
+    one = out.dtype.type(1)
+    for i in numba.prange(x.size):
+        out[i] = one if x[i] >= 0 else -one

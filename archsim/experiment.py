@@ -26,9 +26,6 @@ from archsim.learning.trainer import (
     make_quantizer,
 )
 
-INPUT_SIZE = 784
-N_CLASSES = 10
-
 ProgressCallback = Callable[[str, int], None]
 
 
@@ -98,7 +95,7 @@ def build_learner(
     mvm: Mvm | None = None,
 ) -> Learner:
     """Network, weight store, optimizer and meta-function as the configuration says."""
-    sizes = (INPUT_SIZE, *config.model.hidden, N_CLASSES)
+    sizes = config.model.layer_sizes
     net = Mlp.create(
         sizes,
         config.model.init_width,

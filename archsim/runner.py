@@ -32,6 +32,7 @@ class HardwareAttachment:
     store_factory: StoreFactory = ideal_store
     stores: list[WeightStore] = field(default_factory=list)
     architecture: Any | None = None
+    observer: Any | None = None  # the engine's observer, wrapped by the device clock
 
     @classmethod
     def for_config(cls, config: RunConfig) -> "HardwareAttachment":
@@ -39,15 +40,16 @@ class HardwareAttachment:
         if config.hardware is not None:
             from archsim.engine import build_architecture
 
-            attachment.architecture = build_architecture(config)
-            from archsim.devices import make_device_store
+            arch = attachment.architecture = build_architecture(config)
+            attachment.store_factory = arch.store_factory
+            attachment.stores = arch.stores
+            from archsim.devices.clock import DeviceClock
 
-            def capture(cfg: RunConfig, hidden: list[np.ndarray], rng: np.random.Generator) -> WeightStore:
-                store = make_device_store(cfg, hidden, rng)
-                attachment.stores.append(store)
-                return store
-
-            attachment.store_factory = capture
+            # The device clock follows the engine's simulated time (drift ages devices).
+            attachment.observer = DeviceClock(
+                arch.observer, attachment.stores,
+                lambda: arch.now_s, config.hardware.device.seconds_per_batch,
+            )
         return attachment
 
     @property
@@ -88,7 +90,7 @@ def execute(
             config,
             progress=progress,
             store_factory=hardware.store_factory,
-            observer=arch.observer if arch is not None else None,
+            observer=hardware.observer,
             mvm=arch.mvm if arch is not None else None,
         )
     finally:
@@ -107,6 +109,9 @@ def device_arrays(result: RunResult, store: Any | None) -> dict[str, np.ndarray]
         for i, planes in enumerate(store.device_pulse_counts()):
             for j, pulses in enumerate(planes):
                 arrays[f"layer{i}.pulses{j}"] = pulses
+        for i, planes in enumerate(store.device_write_counts()):
+            for j, programs in enumerate(planes):
+                arrays[f"layer{i}.programs{j}"] = programs
         snapshot = store.conductance_snapshot()
         arrays.update({k: v for k, v in snapshot.items() if ".stuck" in k or ".g" in k or ".state" in k})
         arrays["state_g_s"] = snapshot["state_g_s"]

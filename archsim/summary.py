@@ -22,30 +22,43 @@ def rounded_matrix(matrix: dict[str, dict[str, float]]) -> dict[str, dict[str, f
 
 def write_statistics(counts: list[np.ndarray], pulses: list[np.ndarray] | None = None,
                      stuck: int = 0) -> dict[str, Any]:
-    """Totals of the per-device write counters (a write = one level change of one device)."""
+    """The ``writes`` section without a device model: writes (level changes) per weight.
+
+    The ideal multi-level store keeps each weight in one memory cell, so per device = per weight.
+    """
     total = int(sum(int(c.sum(dtype=np.int64)) for c in counts))
-    devices = int(sum(c.size for c in counts))
+    weights = int(sum(c.size for c in counts))
     maximum = int(max((int(c.max()) for c in counts if c.size), default=0))
+    mean = round(total / weights, 6) if weights else 0.0
     pulses_total = total if pulses is None else int(sum(int(p.sum(dtype=np.int64)) for p in pulses))
     return {
         "total": total,
+        "max_per_weight": maximum,
         "max_per_device": maximum,
-        "mean_per_device": round(total / devices, 6) if devices else 0.0,
+        "mean_per_weight": mean,
+        "mean_per_device": mean,
         "pulses_total": pulses_total,
         "stuck_devices": int(stuck),
-        "weights": devices,
+        "stuck_skipped": 0,
+        "weights": weights,
+        "devices": weights,
     }
 
 
 def device_write_statistics(stats: dict[str, Any]) -> dict[str, Any]:
-    """The ``writes`` section from a device store's statistics."""
+    """The ``writes`` section from a device store's statistics: per weight (level changes that
+    programmed a device) and per device (program operations, G+ and G- counted separately)."""
     return {
         "total": stats["writes_total"],
-        "max_per_device": stats["writes_max_per_weight"],
-        "mean_per_device": round(stats["writes_mean_per_weight"], 6),
+        "max_per_weight": stats["writes_max_per_weight"],
+        "max_per_device": stats["device_programs_max"],
+        "mean_per_weight": round(stats["writes_mean_per_weight"], 6),
+        "mean_per_device": round(stats["device_programs_mean"], 6),
         "pulses_total": stats["pulses_total"],
         "stuck_devices": stats["stuck_devices"],
+        "stuck_skipped": stats["stuck_skipped_writes"],
         "weights": stats["weights"],
+        "devices": stats["devices"],
     }
 
 

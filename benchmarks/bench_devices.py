@@ -3,7 +3,8 @@
     python benchmarks/bench_devices.py                      # 784-512-10, 55 000 MNIST images
     python benchmarks/bench_devices.py --hidden 4096 --train-limit 5000 --device hfo2-130nm
 
-Prints the wall time of each and their ratio (device / ideal), plus the device statistics.
+Prints the wall time of each and their ratio (device / ideal), the time per store read and
+commit call, plus the device statistics.
 Both runs use the same seed, so they train on the same batches from the same initial weights.
 """
 
@@ -31,12 +32,50 @@ def make_config(hidden: list[int], train_limit: int | None, levels: int, device:
     return validate(RunConfig, tree, "bench")
 
 
-def time_epoch(config: RunConfig, factory, data) -> tuple[float, object]:  # noqa: ANN001
+class TimedStore:
+    """Forwards to a store and adds up the wall time of its read and commit calls."""
+
+    def __init__(self, store) -> None:  # noqa: ANN001
+        self.store = store
+        self.seconds = {"read": 0.0, "commit": 0.0}
+        self.calls = {"read": 0, "commit": 0}
+
+    def _timed(self, name: str, *args):  # noqa: ANN002, ANN202
+        start = time.perf_counter()
+        out = getattr(self.store, name)(*args)
+        self.seconds[name] += time.perf_counter() - start
+        self.calls[name] += 1
+        return out
+
+    def read(self, layer: int) -> np.ndarray:
+        return self._timed("read", layer)
+
+    def commit(self, layer: int, hidden: np.ndarray):  # noqa: ANN201
+        return self._timed("commit", layer, hidden)
+
+    def write_counts(self) -> list[np.ndarray]:
+        return self.store.write_counts()
+
+    def per_call_ms(self) -> str:
+        return ", ".join(
+            f"{name} {1e3 * self.seconds[name] / max(1, self.calls[name]):.3f} ms/call "
+            f"({self.calls[name]} calls, {self.seconds[name]:.2f} s)"
+            for name in ("read", "commit")
+        )
+
+
+def time_epoch(config: RunConfig, factory, data) -> tuple[float, TimedStore]:  # noqa: ANN001
     rngs = seed_streams(config.seed)
-    learner = build_learner(config, rngs["init"], rngs["device"], factory)
+    timed: list[TimedStore] = []
+
+    def timed_factory(cfg, hidden, rng):  # noqa: ANN001, ANN202
+        timed.append(TimedStore(factory(cfg, hidden, rng)))
+        return timed[-1]
+
+    learner = build_learner(config, rngs["init"], rngs["device"], timed_factory)
     start = time.perf_counter()
     learner.train_epochs(data.train_x, data.train_y, 1, config.learning.batch_size, rngs["shuffle"])
-    return time.perf_counter() - start, learner.store
+    return time.perf_counter() - start, timed[0]
 
 
 def main() -> None:
@@ -54,11 +93,12 @@ def main() -> None:
     print(f"network {sizes}, L={args.levels}, {data.train_x.shape[0]} images, one epoch, "
           f"device preset '{args.device}'")
 
-    t_ideal, _ = time_epoch(config, ideal_store, data)
-    print(f"ideal QuantizedStore : {t_ideal:8.2f} s")
-    t_device, store = time_epoch(config, make_device_store, data)
-    print(f"DeviceStore ({args.device}): {t_device:8.2f} s")
+    t_ideal, ideal = time_epoch(config, ideal_store, data)
+    print(f"ideal QuantizedStore : {t_ideal:8.2f} s   ({ideal.per_call_ms()})")
+    t_device, timed = time_epoch(config, make_device_store, data)
+    print(f"DeviceStore ({args.device}): {t_device:8.2f} s   ({timed.per_call_ms()})")
     print(f"ratio device/ideal   : {t_device / t_ideal:8.2f}")
+    store = timed.store
     stats = store.statistics() if hasattr(store, "statistics") else {}
     for key in ("writes_total", "pulses_total", "pulses_per_write_mean", "verify_failures",
                 "stuck_devices", "program_energy_j", "program_time_s"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ from archsim.learning.storage import FloatStore, QuantizedStore
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "datasets"
+DATA = Path(os.environ.get("ARCHSIM_DATA", SHARED))
 needs_data = pytest.mark.skipif(
-    not (SHARED / "mnist").is_dir(), reason=f"offline datasets not present in {SHARED}"
+    not (DATA / "mnist").is_dir(), reason=f"offline datasets not present in {DATA} (set ARCHSIM_DATA)"
 )
 
 
@@ -167,7 +169,7 @@ def test_only_the_devices_whose_target_changed_are_programmed():
 
 
 # --------------------------------------------------------------------------- write-verify
-def test_write_verify_converges_within_tolerance_and_energy_is_pulses_times_pulse_energy():
+def test_write_verify_converges_within_tolerance():
     cfg = DeviceConfig(c2c_sigma=[0.01, 0.05, 0.03], d2d_gain_sigma=0.3, tolerance=0.01,
                        max_pulses=30, line_capacitance_f=2e-14)
     model = DeviceModel.build(cfg, Quantizer.from_config(5))
@@ -186,12 +188,9 @@ def test_write_verify_converges_within_tolerance_and_energy_is_pulses_times_puls
     assert (pulses[~inside] == cfg.max_pulses).all()  # only devices that ran out of pulses miss
     assert (pulses[pulses < cfg.max_pulses] >= 1).all() and inside[pulses < cfg.max_pulses].all()
     assert 0 < result.verify_failures < n // 50
-    per_pulse = model.energy_per_pulse(model.state_g[state])
-    assert result.energy_j == pytest.approx(float(np.sum(pulses * per_pulse)), rel=1e-12)
-    v, c = cfg.pulse_voltage_v, cfg.line_capacitance_f
-    g = model.state_g[0]
-    assert model.energy_per_pulse(g) == pytest.approx(
-        v * v * g * cfg.pulse_width_s + c * v * v + 0.2**2 * g * 1e-9 + c * 0.2**2)
+    # Every pulse costs at least its line charge and at most a pulse at G_max and above.
+    e_min = model.energy_per_pulse(0.0, 0.0)
+    assert e_min * pulses.sum() < result.energy_j < model.energy_per_pulse(2 * cfg.g_max_s, 2 * cfg.g_max_s) * pulses.sum()
     np.testing.assert_array_equal(plane.pulses, pulses)
     np.testing.assert_array_equal(plane.programs, np.ones(n))
 
@@ -235,13 +234,21 @@ def test_endurance_wears_devices_out_and_stuck_devices_are_not_reprogrammed():
     for plane in store.layers[0].planes:
         assert (plane.programs == 2).all()  # endurance 2: the third attempt wears it out
         np.testing.assert_array_equal(plane.g, np.float32(store.config.g_min_s))
-    np.testing.assert_array_equal(store.write_counts()[0], 6)  # writes still count level changes
+    # G+ is programmed at steps 0 and 1, G- at steps 1 and 2: three writes. From step 3 on
+    # both devices are stuck: three level changes that are not writes. Refused requests:
+    # G+ at step 2, both at steps 3, 4 and 5 = 7 per weight.
+    np.testing.assert_array_equal(store.write_counts()[0], 3)
+    assert stats["writes_total"] == 3 * h.size and stats["stuck_skipped_writes"] == 3 * h.size
+    assert stats["stuck_requests"] == 7 * h.size
     np.testing.assert_allclose(store.read(0), 0.0, atol=1e-6)  # both stuck at G_min: weight 0
 
     stuck, hidden, q = make_store(stuck_at_fault_rate=1.0, stuck_at_g_max_fraction=1.0)
     before = stuck.conductance_snapshot()
     report = stuck.commit(0, -hidden[0])
-    assert report.writes > 0 and (report.pulses == 0).all() and report.energy_j == 0.0
+    assert report.changed.any() and report.writes == 0 and report.stuck.all()
+    assert (report.pulses == 0).all() and report.energy_j == 0.0
+    assert stuck.statistics()["writes_total"] == 0
+    assert stuck.statistics()["stuck_skipped_writes"] == int(report.changed.sum())
     np.testing.assert_array_equal(stuck.conductance_snapshot()["layer0.g0_s"], before["layer0.g0_s"])
     assert stuck.statistics()["stuck_fabrication"] == stuck.stuck_count() == 2 * hidden[0].size
 
@@ -261,10 +268,11 @@ def test_tiny_endurance_costs_accuracy():
 def test_drift_shrinks_conductances_with_time():
     store, _, _ = make_store(drift_nu=0.1)
     before = np.abs(store.read(0)).sum()
-    store.advance_time(1000.0)
+    store.advance_time_s(1000.0)
+    assert store.now_s == 1000.0
     assert np.abs(store.read(0)).sum() < before
     with pytest.raises(ValueError):
-        store.advance_time(-1)
+        store.advance_time_s(-1)
 
 
 # --------------------------------------------------------------------------- configuration
@@ -374,3 +382,194 @@ def test_hfo2_preset_trains_through_run_experiment():
     stats = stores[0].statistics()
     assert stats["writes_total"] == sum(int(c.sum()) for c in result.write_counts) > 0
     assert stats["pulses_total"] > stats["writes_total"] and stats["program_energy_j"] > 0
+
+
+# --------------------------------------------------------------------------- issue 15 device fixes
+def test_pulse_energy_uses_conductance_before_and_after_the_pulse():
+    # Ideal device, 3 levels -1/0/+1, differential: +1 -> 0 RESETs G+ from 40 uS to 1 uS.
+    q = Quantizer.from_config(3)
+    store = DeviceStore([np.array([[1.0]], dtype=np.float32)], q, DeviceConfig(), np.random.default_rng(0))
+    report = store.commit(0, np.array([[0.0]], dtype=np.float32))
+    # V^2 t (G_before + G_after)/2 + V_r^2 t_r G_after = 4 * 1e-8 * 20.5e-6 + 0.04 * 1e-9 * 1e-6
+    assert report.energy_j == pytest.approx(8.2e-13 + 4e-17, rel=1e-6)
+    # Priced at the target alone it would be 4 * 1e-8 * 1e-6 = 4e-14 J: 20x less.
+    set_back = store.commit(0, np.array([[1.0]], dtype=np.float32))  # SET 1 -> 40 uS: same
+    assert set_back.energy_j == pytest.approx(8.2e-13 + 0.04 * 1e-9 * 40e-6, rel=1e-6)
+    upper = DeviceStore([np.array([[1.0]], dtype=np.float32)], q,
+                        DeviceConfig(pulse_energy_conductance="max"), np.random.default_rng(0))
+    # 'max': V^2 t max(G_before, G_after) = 4 * 1e-8 * 40e-6
+    assert upper.commit(0, np.array([[0.0]], dtype=np.float32)).energy_j == pytest.approx(
+        1.6e-12 + 4e-17, rel=1e-6)
+
+
+def test_write_verify_energy_follows_each_pulse_of_the_trajectory():
+    # A device with gain k = 0.5 halves its distance to the target at every pulse:
+    # 1 -> 20.5 -> 30.25 -> 35.125 -> 37.5625 -> 38.78 -> 39.39 -> 39.695 uS; the tolerance
+    # is 1 % of 39 uS = 0.39 uS, so it stops after 7 pulses (0.305 uS from 40 uS).
+    cfg = DeviceConfig(max_pulses=20, tolerance=0.01, line_capacitance_f=1e-14)
+    model = DeviceModel.build(cfg, Quantizer.from_config(3))
+    plane = DevicePlane.create(1, model, np.random.default_rng(0))
+    plane.gain = np.full(1, 0.5, dtype=np.float32)
+    result = plane.program(np.array([0]), np.array([40e-6], dtype=np.float32), np.array([2], dtype=np.uint8),
+                           model, np.random.default_rng(0))
+    trajectory = [1e-6]
+    for _ in range(7):
+        trajectory.append(trajectory[-1] + 0.5 * (40e-6 - trajectory[-1]))
+    assert result.pulses.tolist() == [7]
+    expected = sum(4 * 1e-8 * (a + b) / 2 + 0.04 * 1e-9 * b + 1e-14 * (4 + 0.04)
+                   for a, b in zip(trajectory, trajectory[1:]))
+    assert result.energy_j == pytest.approx(expected, rel=1e-6)
+    assert plane.g[0] == pytest.approx(trajectory[-1], rel=1e-6)
+
+
+def test_stuck_devices_are_counted_apart_from_writes():
+    # 3 levels, 4 weights at 0 (G+ = G- = G_min). Weight 0: both devices stuck. Weight 1: G+
+    # stuck only. All go to -1 (G- programmed) then weights move to +1 (G+ and G-).
+    q = Quantizer.from_config(3)
+    store = DeviceStore([np.zeros((1, 4), dtype=np.float32)], q, DeviceConfig(), np.random.default_rng(0))
+    plus, minus = store.layers[0].planes
+    plus.stuck[[0, 1]] = True
+    minus.stuck[0] = True
+    report = store.commit(0, np.full((1, 4), -1.0, dtype=np.float32))
+    np.testing.assert_array_equal(report.changed, [[True] * 4])
+    np.testing.assert_array_equal(report.stuck, [True, False, False, False])  # weight 0: G- stuck
+    np.testing.assert_array_equal(report.pulses, [0, 1, 1, 1])
+    assert report.writes == 3
+    report = store.commit(0, np.full((1, 4), 1.0, dtype=np.float32))
+    np.testing.assert_array_equal(report.stuck, [True, False, False, False])
+    np.testing.assert_array_equal(report.pulses, [0, 1, 2, 2])  # weight 1: its G+ is stuck
+    np.testing.assert_array_equal(store.write_counts()[0], [[0, 2, 2, 2]])
+    stats = store.statistics()
+    assert stats["writes_total"] == 6 and stats["stuck_skipped_writes"] == 2
+    assert stats["stuck_requests"] == 4  # G- of weight 0 twice, G+ of weights 0 and 1 once
+    np.testing.assert_array_equal(plus.programs, [0, 0, 1, 1])
+    np.testing.assert_array_equal(minus.programs, [0, 2, 2, 2])
+
+
+def test_pulse_steps_take_the_max_over_the_pair_and_the_engine_uses_them():
+    from archsim.config import HardwareConfig
+    from archsim.engine.dataflow import ModelInfo
+    from archsim.engine.schedule import Engine
+    from archsim.hw.chip import build_chip
+    from archsim.interconnect.network import Network
+    from archsim.interconnect.topology import build_graph
+    from archsim.mapping.mapper import map_network
+
+    # Ideal device, +1 -> -1: G+ RESET and G- SET, one pulse each: 2 pulses, 1 step.
+    q = Quantizer.from_config(3)
+    hidden = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    store = DeviceStore([hidden.copy()], q, DeviceConfig(), np.random.default_rng(0))
+    report = store.commit(0, np.array([[-1.0, 0.0, 1.0], [-1.0, 0.0, 0.0]], dtype=np.float32))
+    np.testing.assert_array_equal(report.pulses, [2, 1, 1, 2])
+    np.testing.assert_array_equal(report.pulse_steps, [1, 1, 1, 1])
+    np.testing.assert_array_equal(report.index, np.flatnonzero(report.changed))  # [0, 1, 2, 3]
+    hw = HardwareConfig.model_validate({"tile": {"rows": 8, "cols": 8}, "programming": {"row_parallel": True}})
+    chip = build_chip(hw, 3)
+    mapping = map_network((2, 3), 8, 8, "differential", None)
+    net = Network(build_graph(mapping.tiles_available, hw.interconnect), False, 64, 1, 1000)
+    engine = Engine(chip, mapping, net, ModelInfo((2, 3), True, True, False, 3))
+    plan, _ = engine.write_plan([report])
+    # One tile; rows 0 and 1 each take one pulse step (pair pulsed together), 6 pulses in all.
+    assert (plan[0].changes, plan[0].pulses, plan[0].steps) == (4, 6, 2)
+
+
+@needs_data
+def test_summary_names_writes_per_weight_and_per_device(tmp_path):
+    from archsim.runner import execute
+
+    config = run_config(device={"name": "ideal"})
+    summary, result, hardware = execute(config)
+    store = hardware.device_store
+    writes = summary["writes"]
+    assert writes["max_per_weight"] == int(max(c.max() for c in result.write_counts))
+    per_device = max(int(p.max()) for planes in store.device_write_counts() for p in planes)
+    assert writes["max_per_device"] == per_device <= writes["max_per_weight"]
+    assert writes["devices"] == 2 * writes["weights"] and writes["stuck_skipped"] == 0
+    software = execute(run_config())[0]["writes"]
+    assert software["max_per_weight"] == software["max_per_device"] > 0  # one cell per weight
+
+
+def test_per_device_writes_differ_from_per_weight_writes():
+    # +1 -> 0 -> -1 -> 0 -> +1: four writes of the weight, each programs one device only,
+    # so each device of the pair is written twice.
+    q = Quantizer.from_config(3)
+    store = DeviceStore([np.ones((1, 1), dtype=np.float32)], q, DeviceConfig(), np.random.default_rng(0))
+    for value in (0.0, -1.0, 0.0, 1.0):
+        store.commit(0, np.full((1, 1), value, dtype=np.float32))
+    stats = store.statistics()
+    assert stats["writes_max_per_weight"] == 4 and stats["device_programs_max"] == 2
+    from archsim.summary import device_write_statistics
+
+    section = device_write_statistics(stats)
+    assert (section["max_per_weight"], section["max_per_device"]) == (4, 2)
+
+
+def test_drift_read_follows_the_clock_from_each_devices_programming_time():
+    store, hidden, _ = make_store(levels=3, shape=(4, 5), drift_nu=0.1, drift_t0_s=2.0)
+    layer = store.layers[0]
+    g0 = [p.g.astype(np.float64).copy() for p in layer.planes]
+    wps = store.model.weight_per_siemens
+    store.advance_time_s(6.0)  # factor (6 + 2)/2 = 4 -> 4^-0.1
+    w = store.read(0)
+    np.testing.assert_allclose(w.ravel(), (g0[0] - g0[1]) * 4.0**-0.1 * wps, rtol=1e-5, atol=1e-7)
+    assert store.read(0) is w  # cached until the clock moves or a commit changes the layer
+    target = hidden[0].copy()
+    target[0, 0] = -target[0, 0] if abs(target[0, 0]) > 0.5 else 1.0
+    store.commit(0, target)  # weight (0, 0) reprogrammed at t = 6 s
+    store.advance_time_s(2.0)  # it is 2 s old (factor 2^-0.1), the others 8 s (5^-0.1)
+    w = store.read(0)
+    factor = {0: 5.0**-0.1, 1: 2.0**-0.1}  # programming event -> drift factor now
+    g = [p.g.astype(np.float64) * [factor[e] for e in p.program_event] for p in layer.planes]
+    assert {int(e) for p in layer.planes for e in p.program_event} == {0, 1}
+    np.testing.assert_allclose(w.ravel(), (g[0] - g[1]) * wps, rtol=1e-5, atol=1e-7)
+
+
+@needs_data
+def test_drift_changes_read_conductances_over_simulated_time_in_a_run():
+    from archsim.runner import execute
+
+    device = {"name": "drifting", "drift_nu": 0.05, "drift_t0_s": 1e-6}
+    summary, _, hardware = execute(run_config(device=device))
+    store = hardware.device_store
+    simulated = summary["latency_s"]["total"]
+    assert simulated > 0 and store.now_s == pytest.approx(simulated, rel=1e-9)
+    # The oldest devices (programmed at creation, never rewritten) have aged the whole run.
+    layer = store.layers[0]
+    plus, minus = layer.planes
+    never = np.flatnonzero((plus.program_event == 0) & (minus.program_event == 0))
+    assert never.size > 0
+    factor = ((simulated + 1e-6) / 1e-6) ** -0.05
+    read = store.read(0).ravel()[never]
+    expected = (plus.g[never].astype(np.float64) - minus.g[never]) * factor * store.model.weight_per_siemens
+    np.testing.assert_allclose(read, expected, rtol=1e-4, atol=1e-7)
+    assert np.abs(read).sum() < 0.9 * np.abs(layer.weights.ravel()[never]).sum()
+    # A fixed pace per batch instead of the engine's latency: 1 s per training/eval batch.
+    paced = execute(run_config(device={**device, "seconds_per_batch": 1.0}))
+    batches = paced[0]["architecture"]["batches"]
+    assert paced[2].device_store.now_s == batches["train"] + batches["eval"]
+
+
+def test_device_clock_without_an_engine_advances_by_programming_time():
+    from archsim.devices.clock import DeviceClock
+
+    store, hidden, _ = make_store(levels=3, shape=(3, 3), drift_nu=0.1)
+    clock = DeviceClock(None, [store])
+    report = store.commit(0, -hidden[0])
+    clock.on_train_batch(10, [report])
+    assert store.now_s == pytest.approx(int(report.pulses.sum()) * (1e-8 + 1e-9))
+    before = store.now_s
+    clock.on_eval_batch(10)
+    assert store.now_s == before
+    DeviceClock(None, [store], seconds_per_batch=2.5).on_eval_batch(10)
+    assert store.now_s == pytest.approx(before + 2.5)
+
+
+def test_report_histogram_uses_per_device_writes_when_saved():
+    from archsim.report.run_report import per_device_counts
+
+    arrays = {"layer0.writes": np.array([[4]]), "layer0.programs0": np.array([[2]]),
+              "layer0.programs1": np.array([[2]]), "layer0.pulses0": np.array([[3]])}
+    programs = per_device_counts(arrays, "programs")
+    assert list(programs) == ["layer0 plane0", "layer0 plane1"] and int(programs["layer0 plane0"].max()) == 2
+    assert list(per_device_counts(arrays, "writes")) == ["layer0"]
+    assert list(per_device_counts(arrays, "pulses")) == ["layer0 plane0"]

@@ -7,7 +7,22 @@ import numpy as np
 from archsim.config import RunConfig, validate
 from archsim.engine import build_architecture
 from archsim.experiment import run_experiment
-from archsim.hw.circuits import CrossbarMvm, adc_quantize, dac_quantize
+from archsim.config.hardware import HardwareConfig
+from archsim.hw.chip import build_chip
+from archsim.hw.circuits import CrossbarMvm
+from archsim.hw.converters import adc_quantize, dac_quantize
+from archsim.mapping import map_network
+
+
+def crossbar(sizes, rows, cols, input_bits, adc_bits, fraction, backward="digital") -> CrossbarMvm:
+    """The functional model of ``sizes`` mapped on rows x cols differential tiles."""
+    hw = HardwareConfig.model_validate({
+        "tile": {"rows": rows, "cols": cols, "weight_encoding": "differential"},
+        "dac": {"input_bits": input_bits},
+        "adc": {"bits": adc_bits, "full_scale_fraction": fraction, "auto_sigmas": 4.0},
+    })
+    mapping = map_network(sizes, rows, cols, "differential", None)
+    return CrossbarMvm(build_chip(hw, 3).tile, mapping, 1.0, backward)
 
 
 def config(adc_bits: int, effects: bool = True) -> RunConfig:
@@ -42,9 +57,9 @@ def test_mvm_with_enough_bits_is_exact_on_integer_partial_sums():
     x = rng.choice([-1.0, 1.0], size=(5, 300)).astype(np.float32)
     w = rng.choice([-1.0, 0.0, 1.0], size=(300, 20)).astype(np.float32)
     # full scale = 128 rows: a 16-bit ADC's lsb is 2*128/2^16, far below the unit step
-    mvm = CrossbarMvm(128, 64, 8, 16, 1.0, 4.0, 1.0)
+    mvm = crossbar((300, 20), 128, 128, 8, 16, 1.0)
     assert np.allclose(mvm.forward(0, x, w), x @ w, atol=0.05)
-    coarse = CrossbarMvm(128, 64, 8, 2, 1.0, 4.0, 1.0)
+    coarse = crossbar((300, 20), 128, 128, 8, 2, 1.0)
     assert not np.allclose(coarse.forward(0, x, w), x @ w, atol=1.0)
 
 
@@ -62,7 +77,7 @@ def test_transposed_backward_matches_digital_with_many_bits():
     rng = np.random.default_rng(1)
     delta = rng.normal(size=(4, 30)).astype(np.float32)
     w = rng.choice([-1.0, 0.0, 1.0], size=(50, 30)).astype(np.float32)
-    mvm = CrossbarMvm(16, 8, 16, 16, 1.0, 4.0, 1.0, backward="transposed")
+    mvm = crossbar((7, 50, 30), 16, 16, 16, 16, 1.0, backward="transposed")
     assert np.allclose(mvm.backward(1, delta, w), delta @ w.T, atol=1e-2)
-    digital = CrossbarMvm(16, 8, 4, 2, None, 4.0, 1.0, backward="digital")
+    digital = crossbar((7, 50, 30), 16, 16, 4, 2, None, backward="digital")
     assert np.array_equal(digital.backward(1, delta, w), delta @ w.T)

@@ -181,3 +181,145 @@ def test_compact_pulses_of_the_device_store_give_the_same_plan():
     assert a == b and a[0].pulses == int(full.sum())
     # row-parallel steps: sum over rows of the row maximum
     assert a[0].steps == int(full.max(axis=1).sum())
+
+
+# ---- dataflow fixes of issue 15 -----------------------------------------------------------
+
+def layer0_forward(delivery: str, topology: str = "tree"):
+    """One eval batch of layer 0 (64 inputs -> 64 outputs on 64x32 tiles: 1 row block,
+    4 column blocks) with the given input delivery; returns the ledger."""
+    hw = small_hw(interconnect={"topology": topology, "input_delivery": delivery, "tree_arity": 2})
+    chip = build_chip(hw, 3)
+    mapping = map_network((ROWS, 2 * COLS), ROWS, COLS, "differential", None)
+    assert len(mapping.all_tiles()) == 4 and mapping.layers[0].row_blocks == 1
+    graph = build_graph(mapping.tiles_available, hw.interconnect)
+    net = Network(graph, topology == "bus", 64, 1, chip.period_ps["interconnect"])
+    model = ModelInfo(sizes=(ROWS, 2 * COLS), sign_hidden=True, quantized=True, meta=False, levels=3)
+    ledger = Ledger()
+    sim = Sim(chip, mapping, net, model, ledger, None)
+    sim.env.process(sim.forward(2, "eval"))
+    sim.env.run()
+    return ledger, sim.env.now
+
+
+@pytest.mark.parametrize("topology", ["tree", "mesh", "bus"])
+def test_multicast_input_costs_one_buffer_read_and_fewer_bit_hops_than_unicast(topology):
+    multi, t_multi = layer0_forward("multicast", topology)
+    uni, t_uni = layer0_forward("unicast", topology)
+    batch, bits = 2, ROWS * INPUT_BITS  # 64 pixels of 4 bits per image
+    # one read of the global buffer per image with multicast, one per tile with unicast
+    assert multi.counts[("global_buffer", "read_bit", "eval")] == batch * bits
+    assert uni.counts[("global_buffer", "read_bit", "eval")] == 4 * batch * bits
+    assert multi.counts[("interconnect", "bit_hop", "eval")] < uni.counts[("interconnect", "bit_hop", "eval")]
+    assert t_multi <= t_uni
+
+
+def test_multicast_on_a_tree_carries_shared_links_once():
+    # arity-2 tree over 4 tiles: routers r0_0 (tile0, tile1), r0_1 (tile2, tile3), root r1_0
+    hw = HardwareConfig.model_validate({"interconnect": {"topology": "tree", "tree_arity": 2}})
+    net = Network(build_graph(4, hw.interconnect), False, 64, 1, 1000)
+    tiles = tuple(f"tile{i}" for i in range(4))
+    unicast_links = sum(net.route("gbuf", t).hops for t in tiles)
+    tree = net.multicast_route("gbuf", tiles)
+    assert unicast_links == 4 * 3          # gbuf-root, root-r0_x, r0_x-tile
+    assert tree.hops == 1 + 2 + 4          # every link of the multicast tree once
+    assert tree.latency_hops == 3          # the packet's time: its longest branch
+
+
+def test_fixed_8_to_1_multiplexer_takes_4_rounds_on_a_half_used_tile():
+    hw = small_hw(tile={"rows": 128, "cols": 128, "weight_encoding": "differential"},
+                  adc={"bits": 8, "columns_per_adc": 8})
+    tile = build_chip(hw, 3).tile
+    # half the tile: 32 differential outputs on columns 0..63, i.e. ADCs 0..7 with 4 each;
+    # ADCs 8..15 are hard-wired to unused columns and cannot help
+    assert tile.adc.adcs_for(tile.cols) == 16
+    half = tile.mvm(rows_used=128, outputs=32, slices=1)
+    full = tile.mvm(rows_used=128, outputs=64, slices=1)
+    t_adc = 9  # NeuroSim SAR, 8 bits: 9 ns at 1 GHz
+    assert half.convert_cycles == 4 * t_adc
+    assert full.convert_cycles == 4 * t_adc
+    assert tile.mvm(128, 3, 1).convert_cycles == 3 * t_adc    # 3 outputs on one ADC
+    # transposed read: rows sensed 8 per row-side ADC
+    assert tile.mvm_transposed(rows_used=20, outputs=64, slices=1).convert_cycles == 8 * t_adc
+    # reference encoding: one column per output, 8 outputs per ADC
+    from dataclasses import replace
+
+    from archsim.hw.encoding import weight_encoding
+
+    ref = replace(tile, encoding=weight_encoding("reference"))
+    assert ref.weights_per_row == 127
+    assert ref.mvm(128, 32, 1).convert_cycles == 8 * t_adc
+
+
+def test_one_place_defines_the_adc_the_tile_geometry_and_the_variants():
+    from archsim.config import RunConfig, validate
+    from archsim.engine import build_architecture
+    from archsim.hw.converters import ADC_MODELS
+    from archsim.hw.encoding import WEIGHT_ENCODINGS
+    from archsim.interconnect.topology import TOPOLOGIES
+
+    tree = {
+        "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": 100}],
+        "model": {"hidden": [100], "levels": 3},
+        "learning": {"rule": "qnn-meta", "batch_size": 50},
+        "hardware": {"tile": {"rows": 64, "cols": 64}, "adc": {"bits": 5, "columns_per_adc": 4}},
+    }
+    arch = build_architecture(validate(RunConfig, tree, "one-place"))
+    # the functional model computes with the very tile (DAC, ADC) the cost model charges
+    assert arch.mvm.tile is arch.chip.tile and arch.mvm.mapping is arch.mapping
+    assert arch.chip.tile.adc.bits == 5
+    # layer sizes and tile geometry: defined once, read by the mapping
+    assert tuple(arch.config.model.layer_sizes) == (784, 100, 10)
+    assert [m.outputs_per_tile for m in arch.mapping.layers] == [arch.chip.tile.weights_per_row] * 2
+    # the ADC's transform follows its own settings: 5 bits -> 32 codes per partial sum
+    ramp = np.linspace(-100, 100, 10001, dtype=np.float32)
+    assert np.unique(arch.chip.tile.adc.quantize(ramp, 64, 1.0, 1.0)).size == 2**5
+    # variants by name: the registries hold exactly what the configuration accepts
+    from typing import get_args
+
+    from archsim.config.hardware import InterconnectConfig, TileConfig
+
+    assert set(WEIGHT_ENCODINGS.names()) == set(get_args(get_args(TileConfig.model_fields["weight_encoding"].annotation)[0]))
+    assert set(TOPOLOGIES.names()) == set(get_args(InterconnectConfig.model_fields["topology"].annotation))
+    assert "sar" in ADC_MODELS
+
+
+def test_unknown_adc_model_is_one_clear_config_error():
+    from archsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hardware.adc.model = 'flash'.*sar"):
+        build_chip(small_hw(adc={"model": "flash"}), 3)
+
+
+def test_adding_an_adc_model_by_name():
+    """The example of archsim/hw/README.md and docs/architecture.md §11, run."""
+    from archsim.errors import ConfigError
+    from archsim.hw.converters import ADC_MODELS, Adc
+
+    @ADC_MODELS.register("flash")
+    class FlashAdc(Adc):
+        @classmethod
+        def conversion_energy_j(cls, cfg, cmos_scale):
+            return cfg.energy_per_conversion_j * (2**cfg.bits - 1) / (2**cfg.reference_bits - 1) * cmos_scale
+
+        @classmethod
+        def conversion_time_s(cls, cfg):
+            if cfg.latency_s is None:
+                raise ConfigError("a flash ADC needs hardware.adc.latency_s")
+            return cfg.latency_s
+
+    try:
+        hw = small_hw(adc={"model": "flash", "bits": 4, "reference_bits": 8, "latency_s": 1e-9,
+                           "energy_per_conversion_j": 2.55e-12, "columns_per_adc": COLS_PER_ADC})
+        chip = build_chip(hw, 3)
+        assert isinstance(chip.tile.adc, FlashAdc)
+        assert chip.unit_energy[("adc", "convert")] == pytest.approx(2.55e-12 * 15 / 255)
+        op = chip.tile.mvm(ROWS, COLS // 2, 1)
+        assert op.convert_cycles == 2  # 2 rounds (4 columns = 2 pairs per ADC) of 1 ns
+        # the transform is inherited: 4 bits -> 16 codes
+        ramp = np.linspace(-100, 100, 1001, dtype=np.float32)
+        assert np.unique(chip.tile.adc.quantize(ramp, ROWS, 1.0, 1.0)).size == 16
+        with pytest.raises(ConfigError, match="latency_s"):
+            build_chip(small_hw(adc={"model": "flash"}), 3)
+    finally:
+        ADC_MODELS.remove("flash")

@@ -104,3 +104,36 @@ def test_backward_mode_decides_who_computes_delta_w_transposed():
     # transposed: 64 hidden rows sensed per image, 8-bit bit-serial errors -> 8 slices
     assert t[("adc", "convert", "backward")] == 100 * 64 * 8
     assert d[("dpu", "mult", "backward")] - t[("dpu", "mult", "backward")] == 100 * 64 * 10
+
+
+def batch_ledger(config: RunConfig, group_tiles: bool):
+    arch = build_architecture(config)
+    arch.engine.group_tiles = group_tiles
+    arch.engine.train_batch(100, [])
+    arch.engine.eval_batch(100)
+    arch.engine.eval_batch(37)
+    ledger = arch.engine.ledger
+    return (dict(ledger.counts), dict(ledger.busy_cycles), dict(ledger.phase_time_ps),
+            arch.engine.time_ps, arch.engine.probe_inference(1))
+
+
+@pytest.mark.parametrize("hw", [
+    {},                                                                   # mesh, transposed, multicast
+    {"interconnect": {"topology": "tree", "tree_arity": 3}},
+    {"interconnect": {"topology": "bus", "input_delivery": "unicast"}, "images_per_token": 1},
+    {"tile": {"rows": 100, "cols": 48}, "adc": {"columns_per_adc": 16}},  # ragged last blocks
+])
+def test_grouped_and_ungrouped_tiles_give_identical_ledgers(hw):
+    for mode in ("fast", "exact"):
+        config = hil_config(mode, **hw)
+        assert batch_ledger(config, True) == batch_ledger(config, False)
+
+
+def test_simulated_clock_advances_with_every_batch():
+    arch = build_architecture(hil_config("fast"))
+    seen = []
+    arch.on_clock(seen.append)
+    arch.engine.train_batch(100, [])
+    arch.engine.eval_batch(100)
+    assert len(seen) == 2 and 0 < seen[0] < seen[1] == arch.now_s
+    assert arch.now_s == pytest.approx(arch.engine.time_ps * 1e-12)

@@ -72,6 +72,13 @@ class DeviceConfig(StrictModel):
         default=2.0, gt=0, description="Programming (SET/RESET) pulse amplitude in volts."
     )
     pulse_width_s: float = Field(default=1.0e-8, gt=0, description="Programming pulse width in seconds.")
+    pulse_energy_conductance: Literal["trapezoid", "max"] = Field(
+        default="trapezoid",
+        description="Conductance a programming pulse is priced at (energy V^2 G t per pulse): "
+        "'trapezoid' = mean of the device's conductance before and after that pulse (the "
+        "integral of V^2 G(t) over a linear trajectory, as NeuroSim's analog write energy), "
+        "'max' = the larger of the two (upper bound for an abrupt SET/RESET).",
+    )
     line_capacitance_f: float = Field(
         default=0.0,
         ge=0,
@@ -119,9 +126,19 @@ class DeviceConfig(StrictModel):
         default=0.0,
         ge=0,
         description="Power-law conductance drift G(t) = G0 * ((t + t0)/t0)^-nu with t the time "
-        "since the device was last programmed (advanced by DeviceStore.advance_time); 0 = none.",
+        "since the device was last programmed, on the device store's simulated clock "
+        "(DeviceStore.now_s, moved by each batch: see seconds_per_batch); 0 = none.",
     )
     drift_t0_s: float = Field(default=1.0, gt=0, description="Drift reference time t0 in seconds.")
+    seconds_per_batch: float | None = Field(
+        default=None,
+        ge=0,
+        description="Simulated seconds each training or evaluation batch moves the device clock "
+        "on (what drift ages by). None: the architecture engine's simulated latency of each "
+        "batch in 'archsim run' (without an engine: the batch's serial programming time, "
+        "pulses x (pulse_width_s + verify_time_s)). A number models a chip that sees one "
+        "batch every so many seconds (e.g. learning from a sensor stream).",
+    )
 
     # --- endurance and faults ------------------------------------------------------------------
     endurance_model: Literal["none", "lognormal"] = Field(

@@ -135,14 +135,22 @@ class DacConfig(StrictModel):
 
 
 class AdcConfig(StrictModel):
-    """Column ADCs, shared by several columns through a multiplexer."""
+    """Column ADCs, shared by several columns through a fixed multiplexer."""
 
+    model: str = Field(
+        default="sar",
+        min_length=1,
+        description="ADC model by name (registry archsim.hw.converters.ADC_MODELS): 'sar' = "
+        "successive approximation, energy vs. bits from the ISAAC/Saberi table, NeuroSim latency.",
+    )
     bits: int = Field(default=8, ge=1, le=16, description="ADC resolution in bits.")
     columns_per_adc: int = Field(
         default=8,
         ge=1,
-        description="Device columns sharing one ADC (ISAAC: 128 columns / 8 ADCs = 16; "
-        "NeuRRAM: 2 columns (a differential pair) per neuron ADC).",
+        description="Device columns hard-wired to one ADC through its multiplexer (ISAAC: 128 "
+        "columns / 8 ADCs = 16; NeuRRAM: 2 columns (a differential pair) per neuron ADC). "
+        "Columns sharing an ADC are converted one after another, so a partly used tile takes "
+        "as many rounds as its busiest ADC has used columns.",
     )
     energy_per_conversion_j: float = Field(
         default=1.67e-12,
@@ -327,6 +335,13 @@ class InterconnectConfig(StrictModel):
         description="'bus': one shared medium; 'mesh': 2-D grid of endpoints; 'tree': routers of "
         "arity tree_arity with tiles at the leaves and dpu/gbuf at the root; 'custom': the "
         "links listed in custom_links.",
+    )
+    input_delivery: Literal["multicast", "unicast"] = Field(
+        default="multicast",
+        description="How a layer's input vector reaches the tiles of one row block: "
+        "'multicast' = one read of the source buffer and one packet along the union of the "
+        "routes (a bus broadcast, a tree/mesh multicast tree); 'unicast' = one read and one "
+        "packet per tile.",
     )
     link_width_bits: int = Field(default=64, ge=1, description="Bits per interconnect cycle per link.")
     hop_latency_cycles: int = Field(default=1, ge=0, description="Interconnect cycles per hop (router/bus arbitration).")

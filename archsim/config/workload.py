@@ -35,6 +35,10 @@ class TaskConfig(StrictModel):
     )
 
 
+INPUT_SIZE = 784  # 28 x 28 pixels of MNIST / Fashion-MNIST
+N_CLASSES = 10
+
+
 class ModelConfig(StrictModel):
     """The multi-layer perceptron: 784 inputs, hidden layers, 10 outputs, no biases.
 
@@ -57,6 +61,12 @@ class ModelConfig(StrictModel):
         description="Explicit, strictly increasing level values (length = levels). None gives "
         "the uniform symmetric set -1 + k*2/(L-1), k = 0..L-1.",
     )
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Neurons per layer, input to output: (784, *hidden, 10). The one definition the
+        learner, the mapping and the architecture all use."""
+        return (INPUT_SIZE, *self.hidden, N_CLASSES)
+
     init_width: float = Field(
         default=0.1,
         gt=0,

@@ -17,12 +17,21 @@ from archsim.devices.model import DeviceModel
 
 @dataclass
 class ProgramResult:
-    """What programming a set of devices did (aligned with the index array given)."""
+    """What programming a set of devices did (arrays aligned with the index array given).
 
-    pulses: np.ndarray  # uint32, pulses applied to each requested device (0 if stuck)
+    ``pulses``: uint32 pulses applied to each requested device (0 when it was stuck);
+    ``stuck``: bool, True where the device was stuck (fabrication fault, or worn out now or
+    before) and was therefore not programmed -- None when no requested device was stuck;
+    ``energy_j``: pulses and verify reads (``DeviceModel.energy_per_pulse``, summed over the
+    conductance trajectory of every device); ``verify_failures``: devices still outside
+    tolerance after ``max_pulses``; ``newly_stuck``: devices worn out by this request.
+    """
+
+    pulses: np.ndarray
     energy_j: float = 0.0
     verify_failures: int = 0
     newly_stuck: int = 0
+    stuck: np.ndarray | None = None
 
 
 @dataclass
@@ -32,8 +41,10 @@ class DevicePlane:
     Arrays (length n = devices): ``g`` float32 conductance (S); ``programs`` uint32 number of
     program operations (writes) applied; ``pulses`` uint32 pulses applied; ``stuck`` bool;
     ``endurance`` float32 cycles (None = infinite); ``gain`` float32 device-to-device
-    programming gain (None = 1); ``program_time`` float64 time of the last programming (s)
-    (None without drift).
+    programming gain (None = 1); ``program_event`` uint32 index of the store's programming
+    event (its time on the store clock) that last programmed each device (None without drift).
+    ``stuck_fabrication`` / ``worn_out`` count devices that became stuck; ``stuck_requests``
+    counts program requests refused because the device was stuck (not counted as writes).
     """
 
     g: np.ndarray
@@ -43,8 +54,9 @@ class DevicePlane:
     stuck_fabrication: int = 0
     endurance: np.ndarray | None = None
     gain: np.ndarray | None = None
-    program_time: np.ndarray | None = None
+    program_event: np.ndarray | None = None
     worn_out: int = field(default=0)
+    stuck_requests: int = field(default=0)
 
     @classmethod
     def create(cls, n: int, model: DeviceModel, rng: np.random.Generator) -> "DevicePlane":
@@ -68,7 +80,7 @@ class DevicePlane:
             np.exp(gain, out=gain)
             plane.gain = gain
         if cfg.drift_nu > 0:
-            plane.program_time = np.zeros(n, dtype=np.float64)
+            plane.program_event = np.zeros(n, dtype=np.uint32)
         if cfg.stuck_at_fault_rate > 0:
             faulty = np.flatnonzero(rng.random(n) < cfg.stuck_at_fault_rate)
             at_max = rng.random(faulty.size) < cfg.stuck_at_g_max_fraction
@@ -88,6 +100,22 @@ class DevicePlane:
         source = self.pulses if model.config.endurance_unit == "pulses" else self.programs
         return source[index]
 
+    def _wear_out(self, model: DeviceModel, index: np.ndarray, skip: np.ndarray) -> int:
+        """Devices of ``index`` whose wear reached their endurance become stuck (``skip`` |= them)."""
+        worn = ~skip & (self.wear(model, index) >= self.endurance[index])  # type: ignore[index]
+        if not worn.any():
+            return 0
+        worn_idx = index[worn]
+        self.stuck[worn_idx] = True
+        cfg = model.config
+        if cfg.stuck_state == "g_min":
+            self.g[worn_idx] = np.float32(cfg.g_min_s)
+        elif cfg.stuck_state == "g_max":
+            self.g[worn_idx] = np.float32(cfg.g_max_s)
+        skip |= worn
+        self.worn_out += int(worn_idx.size)
+        return int(worn_idx.size)
+
     def program(
         self,
         index: np.ndarray,
@@ -95,55 +123,48 @@ class DevicePlane:
         target_state: np.ndarray,
         model: DeviceModel,
         rng: np.random.Generator,
-        now_s: float = 0.0,
+        event: int = 0,
         count: bool = True,
     ) -> ProgramResult:
         """Write-verify the devices ``index`` (flat int indices) to ``target_g`` (float32, S).
 
-        Stuck devices are skipped (0 pulses, conductance kept); a device whose wear has
-        reached its endurance becomes stuck here instead of being programmed. ``count=False``
-        (initial programming) leaves the wear, write and pulse counters untouched.
+        Stuck devices are skipped (0 pulses, conductance kept, ``ProgramResult.stuck``); a
+        device whose wear has reached its endurance becomes stuck here instead of being
+        programmed. ``event`` is the store's programming-event index (drift ages a device
+        from the time of that event). ``count=False`` (initial programming) leaves the wear,
+        write, pulse and stuck-request counters untouched.
         """
-        cfg = model.config
         n = index.size
         pulses_out = np.zeros(n, dtype=np.uint32)
         result = ProgramResult(pulses=pulses_out)
         if n == 0:
             return result
-        sel = ~self.stuck[index]
+        skip = self.stuck[index]
         if self.endurance is not None and count:
-            worn = sel & (self.wear(model, index) >= self.endurance[index])
-            if worn.any():
-                worn_idx = index[worn]
-                self.stuck[worn_idx] = True
-                if cfg.stuck_state == "g_min":
-                    self.g[worn_idx] = np.float32(cfg.g_min_s)
-                elif cfg.stuck_state == "g_max":
-                    self.g[worn_idx] = np.float32(cfg.g_max_s)
-                result.newly_stuck = int(worn_idx.size)
-                self.worn_out += result.newly_stuck
-                sel &= ~worn
-        if not sel.all():
-            positions = np.flatnonzero(sel)
-        else:
-            positions = None
+            result.newly_stuck = self._wear_out(model, index, skip)
+        positions = None
+        if skip.any():
+            result.stuck = skip
+            if count:
+                self.stuck_requests += int(np.count_nonzero(skip))
+            positions = np.flatnonzero(~skip)
+            if positions.size == 0:
+                return result
         dev = index if positions is None else index[positions]
-        if dev.size == 0:
-            return result
         target = target_g if positions is None else target_g[positions]
         state = target_state if positions is None else target_state[positions]
-        pulses, failures = self._write_verify(dev, target, state, model, rng)
+        pulses, failures, energy = self._write_verify(dev, target, state, model, rng)
         if positions is None:
             pulses_out[:] = pulses
         else:
             pulses_out[positions] = pulses
         result.verify_failures = failures
-        result.energy_j = float(np.dot(pulses.astype(np.float64), model.pulse_energy_j[state]))
+        result.energy_j = energy
         if count:
             self.programs[dev] += np.uint32(1)
             self.pulses[dev] += pulses
-        if self.program_time is not None:
-            self.program_time[dev] = now_s
+        if self.program_event is not None:
+            self.program_event[dev] = event
         return result
 
     def _write_verify(
@@ -153,41 +174,60 @@ class DevicePlane:
         state: np.ndarray,
         model: DeviceModel,
         rng: np.random.Generator,
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, int, float]:
         """The loop: pulse, verify, keep pulsing the devices outside tolerance.
 
         A pulse moves a device from G to ``G + k (G_target - G) + N(0, sigma_c2c(target))``
         (k = its device-to-device gain, 1 by default); the verify read then keeps it in the
-        loop while ``|G - G_target| > tolerance``. Returns the pulses per device and how many
-        devices were still outside tolerance after ``max_pulses``.
+        loop while ``|G - G_target| > tolerance``. The working arrays are compacted to the
+        devices still in the loop after every pulse (same draws, in the same order, as
+        indexing the full arrays). Returns the pulses per device, how many devices were still
+        outside tolerance after ``max_pulses`` and the energy of all pulses and verify reads,
+        each pulse priced from the conductance before and after it.
         """
         cfg = model.config
         n = dev.size
         g = self.g[dev].astype(np.float64)
-        tgt = target.astype(np.float64)
-        gain = None if self.gain is None else self.gain[dev].astype(np.float64)
-        sigma = model.state_c2c[state] if model.state_c2c.any() else None
-        pulses = np.zeros(n, dtype=np.uint32)
-        active = np.arange(n)
+        pulses = np.full(n, cfg.max_pulses, dtype=np.uint32)
         tol = model.tolerance_s
-        for _ in range(cfg.max_pulses):
-            if active.size == 0:
-                break
-            ga = g[active]
-            ta = tgt[active]
-            if gain is None:
-                new = ta.copy()
+        pos = np.arange(n)
+        g_a = g
+        t_a = target.astype(np.float64)
+        k_a = None if self.gain is None else self.gain[dev].astype(np.float64)
+        s_a = model.state_c2c[state] if model.state_c2c.any() else None
+        pulse_g = verify_g = 0.0  # sums over pulses of the conductance each one is priced at
+        pulse_count = 0
+        trapezoid = cfg.pulse_energy_conductance == "trapezoid"
+        for pulse in range(1, cfg.max_pulses + 1):
+            if k_a is None:
+                new = t_a.copy()
             else:
-                new = ga + gain[active] * (ta - ga)
-            if sigma is not None:
-                new += sigma[active] * rng.standard_normal(active.size)
+                new = g_a + k_a * (t_a - g_a)
+            if s_a is not None:
+                new += s_a * rng.standard_normal(pos.size)
             np.maximum(new, 0.0, out=new)
-            g[active] = new
-            pulses[active] += 1
-            active = active[np.abs(new - ta) > tol]
-        failures = int(active.size)
+            total_new = float(new.sum())
+            pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
+            verify_g += total_new
+            pulse_count += int(pos.size)
+            outside = np.abs(new - t_a) > tol
+            if pulse == cfg.max_pulses or not outside.any():
+                g[pos] = new
+                if pulse < cfg.max_pulses:
+                    pulses[pos] = pulse
+                pos = pos[outside]
+                break
+            done = ~outside
+            g[pos[done]] = new[done]
+            pulses[pos[done]] = pulse
+            pos, g_a, t_a = pos[outside], new[outside], t_a[outside]
+            if k_a is not None:
+                k_a = k_a[outside]
+            if s_a is not None:
+                s_a = s_a[outside]
+        failures = int(pos.size)
         if model.state_relax.any():
             g += model.state_relax[state] * rng.standard_normal(n)
             np.maximum(g, 0.0, out=g)
         self.g[dev] = g  # float64 -> float32; exact for ideal devices (float32 targets)
-        return pulses, failures
+        return pulses, failures, float(model.program_energy_j(pulse_g, verify_g, pulse_count))

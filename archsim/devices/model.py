@@ -51,8 +51,8 @@ class DeviceModel:
     * ``state_c2c`` / ``state_relax``: per-pulse and post-verify spread at each state (S);
     * ``weight_per_siemens``: W per siemens of (G+ - G-) (or of G - G_ref);
     * ``tolerance_s``: write-verify acceptance half-width (S);
-    * ``pulse_energy_j[state]``: energy of one pulse plus its verify read at that target (J);
-    * ``pulse_time_s``: duration of one pulse plus its verify read (s).
+    * ``pulse_time_s``: duration of one pulse plus its verify read (s);
+    * energy of a pulse: :meth:`energy_per_pulse` (from the conductance before and after it).
     """
 
     config: DeviceConfig
@@ -66,7 +66,6 @@ class DeviceModel:
     weight_per_siemens: float
     reference_s: float
     tolerance_s: float
-    pulse_energy_j: np.ndarray
     pulse_time_s: float
     level_values32: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
 
@@ -93,9 +92,6 @@ class DeviceModel:
         state_of = tuple(np.searchsorted(state_g32, t).astype(np.uint8) for t in targets32)
         state_g = state_g32.astype(np.float64)
         x = np.clip((state_g - g_min) / dg, 0.0, 1.0)
-        v, t, c = config.pulse_voltage_v, config.pulse_width_s, config.line_capacitance_f
-        vr, tr = config.verify_voltage_v, config.verify_time_s
-        pulse_energy = v * v * state_g * t + c * v * v + vr * vr * state_g * tr + c * vr * vr
         return cls(
             config=config,
             level_values=q,
@@ -108,8 +104,7 @@ class DeviceModel:
             weight_per_siemens=weight_per_siemens,
             reference_s=reference,
             tolerance_s=config.tolerance * dg,
-            pulse_energy_j=pulse_energy,
-            pulse_time_s=t + tr,
+            pulse_time_s=config.pulse_width_s + config.verify_time_s,
             level_values32=q.astype(np.float32),
         )
 
@@ -121,17 +116,38 @@ class DeviceModel:
     def states(self) -> int:
         return int(self.state_g.size)
 
-    def energy_per_pulse(self, target_s: np.ndarray | float) -> np.ndarray | float:
-        """Energy (J) of one programming pulse and its verify read at target conductance(s).
+    def pulse_conductance(self, g_before_s: np.ndarray | float, g_after_s: np.ndarray | float):
+        """Conductance (S) a pulse is priced at: the mean of the conductances before and after
+        it (``trapezoid``: the current V*G(t) integrated over a linear G trajectory) or the
+        larger of them (``max``: an upper bound for an abrupt SET/RESET)."""
+        if self.config.pulse_energy_conductance == "trapezoid":
+            return 0.5 * (np.asarray(g_before_s, dtype=np.float64) + g_after_s)
+        return np.maximum(g_before_s, g_after_s)
 
-        ``V_p^2 G t_p + C V_p^2 + V_r^2 G t_r + C V_r^2`` with G the target conductance (the
-        1T1R access transistor limits the SET current to the level's compliance).
+    def energy_per_pulse(
+        self, g_before_s: np.ndarray | float, g_after_s: np.ndarray | float
+    ) -> np.ndarray | float:
+        """Energy (J) of one programming pulse taking a device from ``g_before_s`` to
+        ``g_after_s``, plus its verify read.
+
+        ``V_p^2 G_pulse t_p + C V_p^2 + V_r^2 G_after t_r + C V_r^2``: the Joule energy
+        ``integral V I dt = V^2 integral G(t) dt`` of the pulse, with ``G_pulse`` from
+        :meth:`pulse_conductance` (trapezoid by default, as NeuroSim prices an analog write:
+        ``V^2 (G_prev + G_new)/2 t_pulse``, neurosim/MLP_NeuroSim_V3.0 ``Cell.cpp``
+        ``AnalogNVM::WriteEnergyCalculation``), the line charge ``C V^2``, and the verify read
+        at the conductance the pulse left. A RESET from G_max to G_min is priced near
+        ``V^2 G_max/2 t_p``, not at its low target.
         """
+        g_pulse = self.pulse_conductance(g_before_s, g_after_s)
+        return self.program_energy_j(g_pulse, g_after_s, 1)
+
+    def program_energy_j(self, pulse_g_s, verify_g_s, pulses: int):  # noqa: ANN001, ANN201
+        """Energy (J) of ``pulses`` pulses and verify reads whose priced conductances add up to
+        ``pulse_g_s`` (pulses) and ``verify_g_s`` (verify reads), in siemens."""
         cfg = self.config
         v, vr, c = cfg.pulse_voltage_v, cfg.verify_voltage_v, cfg.line_capacitance_f
         return (
-            v * v * target_s * cfg.pulse_width_s
-            + c * v * v
-            + vr * vr * target_s * cfg.verify_time_s
-            + c * vr * vr
+            v * v * cfg.pulse_width_s * pulse_g_s
+            + vr * vr * cfg.verify_time_s * np.asarray(verify_g_s, dtype=np.float64)
+            + c * (v * v + vr * vr) * pulses
         )

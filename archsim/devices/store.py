@@ -3,14 +3,19 @@
 Implements the :class:`~archsim.learning.storage.WeightStore` protocol, so the learner trains
 on it exactly as on the ideal :class:`~archsim.learning.storage.QuantizedStore`:
 
-* ``read(layer)``: float32 weights (in, out) decoded from the conductances, with fresh read
-  noise drawn from the device generator at every call;
+* ``read(layer)``: float32 weights (in, out) decoded from the conductances (aged by drift on
+  the store's simulated clock), with fresh read noise drawn from the device generator at
+  every call;
 * ``commit(layer, hidden)``: quantizes the hidden weights, write-verifies exactly the devices
   whose target changed (those of the weights whose level changed), counts one write per
-  level change per weight, and returns ``CommitReport(changed, pulses, energy_j)`` where
-  ``pulses`` holds, for every changed weight in ``np.flatnonzero(changed)`` order, the pulses
-  of all its devices (both of a differential pair);
-* ``write_counts()``: writes (level changes) per weight, one uint32 array per layer.
+  level change per weight that programmed at least one device, and returns a
+  :class:`~archsim.learning.storage.CommitReport` whose per-changed-weight arrays (in
+  ``np.flatnonzero(changed)`` order) are ``pulses`` (all its devices: both of a differential
+  pair), ``pulse_steps`` (the larger of the pair: the pulse-and-verify steps when both are
+  pulsed in the same step) and ``stuck`` (no device of it could be programmed), plus
+  ``index`` (the changed weights' flat indices);
+* ``write_counts()``: writes per weight, one uint32 array per layer;
+* ``now_s`` / ``advance_time_s(dt)``: the simulated clock drift ages the devices by.
 
 Only the device generator passed in is ever drawn from, and an ideal device draws nothing, so
 attaching this store never shifts the initialisation or shuffling streams.
@@ -18,7 +23,7 @@ attaching this store never shifts the initialisation or shuffling streams.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,11 +40,15 @@ class LayerDevices:
 
     shape: tuple[int, int]
     levels: np.ndarray  # uint8 (in, out), level index of every weight
-    writes: np.ndarray  # uint32 (in, out), level changes per weight
+    writes: np.ndarray  # uint32 (in, out), writes (level changes that programmed a device)
     planes: list[DevicePlane]
     weights: np.ndarray  # float32 (in, out), noiseless decoded weights
     read_std: np.ndarray | None  # float32 (in, out), std of one read of each weight
     weights_shared: bool = False  # ``weights`` was returned by read(): copy before changing
+    version: int = 0  # commits that changed a device; keys the drifted-read cache
+    drift_key: tuple[float, int] | None = None  # (clock, version) of the cached drifted read
+    drifted: tuple[np.ndarray, np.ndarray | None] | None = None
+    scratch: list[np.ndarray] = field(default_factory=list)  # float32 per plane, drift only
 
 
 class DeviceStore:
@@ -56,16 +65,36 @@ class DeviceStore:
         self.config = config
         self.model = DeviceModel.build(config, quantizer)
         self.rng = rng
-        self.now_s = 0.0
+        self._now_s = 0.0
+        self._event_times = [0.0]  # clock time of every programming event (drift ages from it)
         self.reads = 0
         self.commits = 0
         self.energy_j = 0.0
         self.verify_failures = 0
+        self.stuck_skipped_writes = 0
         self.initial = {"pulses": 0, "energy_j": 0.0, "verify_failures": 0}
         self.layers: list[LayerDevices] = []
         self._buffers: dict[int, list[np.ndarray]] = {}
         for w in hidden:
             self.layers.append(self._create_layer(w))
+
+    # ------------------------------------------------------------------ simulated clock
+    @property
+    def now_s(self) -> float:
+        """Simulated time in seconds since the devices were first programmed."""
+        return self._now_s
+
+    def advance_time_s(self, seconds: float) -> None:
+        """Move the device clock forward by ``seconds`` (drift ages every device by it)."""
+        if not seconds >= 0:  # also rejects NaN
+            raise ValueError(f"time cannot go backwards (got {seconds} s)")
+        self._now_s += float(seconds)
+
+    def _program_event(self) -> int:
+        """Index of the programming event at the current time (a new one when time moved)."""
+        if self._event_times[-1] != self._now_s:
+            self._event_times.append(self._now_s)
+        return len(self._event_times) - 1
 
     # ------------------------------------------------------------------ construction
     def _create_layer(self, hidden: np.ndarray) -> LayerDevices:
@@ -83,7 +112,7 @@ class DeviceStore:
                 model.state_of[p][flat_levels],
                 model,
                 self.rng,
-                self.now_s,
+                self._program_event(),
                 count=False,
             )
             self.initial["pulses"] += int(res.pulses.sum(dtype=np.int64))
@@ -105,7 +134,8 @@ class DeviceStore:
         """Refresh the cached weights (and read-noise std) of weights ``index`` (None = all).
 
         ``W = Q_k + ((G+ - G+_k) - (G- - G-_k)) * s/dG`` (reference: ``Q_k + (G - G_k) * 2s/dG``):
-        the mapping's read-back formula, exact for devices on their targets.
+        the mapping's read-back formula, exact for devices on their targets. Evaluated in
+        float64 on the changed weights only (bit-identical to the earlier full-layer decode).
         """
         model = self.model
         lv = layer.levels.ravel() if index is None else layer.levels.ravel()[index]
@@ -136,25 +166,44 @@ class DeviceStore:
             else:
                 layer.read_std.ravel()[index] = std
 
-    def _drifted_weights(self, layer: LayerDevices) -> tuple[np.ndarray, np.ndarray | None]:
-        """Weights and read std with power-law drift applied at the current time (slow path)."""
+    def drift_factors(self) -> np.ndarray:
+        """``((t + t0)/t0)^-nu`` (float32) for every programming event, t = its age now."""
         cfg = self.config
+        age = self._now_s - np.asarray(self._event_times, dtype=np.float64)
+        return np.power(age / cfg.drift_t0_s + 1.0, -cfg.drift_nu).astype(np.float32)
+
+    def _drifted_weights(self, layer: LayerDevices) -> tuple[np.ndarray, np.ndarray | None]:
+        """Weights and read std at the current time with power-law drift (float32).
+
+        Every device ages from the programming event that last wrote it; the factor is
+        computed once per event and gathered per device. Cached until the clock moves or a
+        commit changes the layer.
+        """
+        key = (self._now_s, layer.version)
+        if layer.drift_key == key and layer.drifted is not None:
+            return layer.drifted
         model = self.model
+        factors = self.drift_factors()
+        if not layer.scratch:
+            layer.scratch = [np.empty(layer.shape, dtype=np.float32) for _ in layer.planes]
         g_eff = []
-        for plane in layer.planes:
-            age = self.now_s - plane.program_time  # type: ignore[operator]
-            factor = ((age + cfg.drift_t0_s) / cfg.drift_t0_s) ** (-cfg.drift_nu)
-            g_eff.append(plane.g * factor)
+        for plane, buf in zip(layer.planes, layer.scratch):
+            flat = buf.ravel()
+            np.take(factors, plane.program_event, out=flat)  # type: ignore[arg-type]
+            flat *= plane.g
+            g_eff.append(buf)
+        weights = np.empty(layer.shape, dtype=np.float32)
         if model.planes == 2:
-            diff = g_eff[0] - g_eff[1]
+            np.subtract(g_eff[0], g_eff[1], out=weights)
         else:
-            diff = g_eff[0] - model.reference_s
-        weights = (diff * model.weight_per_siemens).astype(np.float32).reshape(layer.shape)
+            np.subtract(g_eff[0], np.float32(model.reference_s), out=weights)
+        weights *= np.float32(model.weight_per_siemens)
         std = None
-        if cfg.read_noise_sigma > 0:
-            sq = sum(g * g for g in g_eff)
-            std = (np.sqrt(sq) * (cfg.read_noise_sigma * model.weight_per_siemens)).astype(np.float32)
-            std = std.reshape(layer.shape)
+        if self.config.read_noise_sigma > 0:
+            scale = np.float32(self.config.read_noise_sigma * model.weight_per_siemens)
+            std = np.hypot(g_eff[0], g_eff[1]) if model.planes == 2 else g_eff[0].copy()
+            std *= scale
+        layer.drift_key, layer.drifted = key, (weights, std)
         return weights, std
 
     # ------------------------------------------------------------------ WeightStore protocol
@@ -192,7 +241,9 @@ class DeviceStore:
 
         Only devices whose target conductance changed are programmed (a differential pair
         moving between two positive levels reprograms G+ only); stuck devices keep their
-        conductance. One write is counted per changed weight, whatever its pulses.
+        conductance and are not programmed. A weight's write is counted when at least one of
+        its devices was programmed; a level change whose devices were all stuck is counted
+        apart (``stuck_skipped_writes``, ``CommitReport.stuck``).
         """
         self.commits += 1
         model = self.model
@@ -202,42 +253,52 @@ class DeviceStore:
         index = np.flatnonzero(changed)
         if index.size == 0:
             state.levels = new_levels
-            return CommitReport(changed=changed, pulses=np.zeros(0, dtype=np.uint32), energy_j=0.0)
+            none = np.zeros(0, dtype=np.uint32)
+            return CommitReport(changed=changed, pulses=none, energy_j=0.0, pulse_steps=none,
+                                stuck=np.zeros(0, dtype=bool), index=index)
         lv_old = state.levels.ravel()[index]
         lv_new = new_levels.ravel()[index]
         state.levels = new_levels
-        state.writes.ravel()[index] += np.uint32(1)
         pulses = np.zeros(index.size, dtype=np.uint32)
+        steps = np.zeros(index.size, dtype=np.uint32)
+        requested = np.zeros(index.size, dtype=bool)
         energy = 0.0
+        event = self._program_event()
         for p, plane in enumerate(state.planes):
             targets = model.targets[p]
             new_target = targets[lv_new]
             need = new_target != targets[lv_old]
             if not need.any():
                 continue
-            if need.all():
-                res = plane.program(
-                    index, new_target, model.state_of[p][lv_new], model, self.rng, self.now_s
-                )
-                pulses += res.pulses
-            else:
-                res = plane.program(
-                    index[need],
-                    new_target[need],
-                    model.state_of[p][lv_new[need]],
-                    model,
-                    self.rng,
-                    self.now_s,
-                )
-                pulses[need] += res.pulses
+            every = bool(need.all())
+            where = slice(None) if every else need
+            res = plane.program(
+                index if every else index[need],
+                new_target if every else new_target[need],
+                model.state_of[p][lv_new if every else lv_new[need]],
+                model,
+                self.rng,
+                event,
+            )
+            pulses[where] += res.pulses
+            steps[where] = np.maximum(steps[where], res.pulses)
+            requested[where] = True
             energy += res.energy_j
             self.verify_failures += res.verify_failures
+        # A device that is not stuck takes >= 1 pulse, so "no pulse" means "all stuck".
+        stuck = requested & (pulses == 0)
+        written = index if not stuck.any() else index[~stuck]
+        state.writes.ravel()[written] += np.uint32(1)
+        self.stuck_skipped_writes += int(index.size - written.size)
+        state.version += 1
         self._decode(state, index)
         self.energy_j += energy
-        return CommitReport(changed=changed, pulses=pulses, energy_j=energy)
+        return CommitReport(changed=changed, pulses=pulses, energy_j=energy, pulse_steps=steps,
+                            stuck=stuck, index=index)
 
     def write_counts(self) -> list[np.ndarray]:
-        """Writes (level changes) per weight since creation, one (in, out) array per layer."""
+        """Writes per weight since creation (level changes that programmed at least one of its
+        devices), one (in, out) array per layer."""
         return [layer.writes for layer in self.layers]
 
     # ------------------------------------------------------------------ extras
@@ -255,22 +316,24 @@ class DeviceStore:
         """Pulses per device: per layer, one (in, out) array per plane (G+, G- or G)."""
         return [[pl.pulses.reshape(layer.shape) for pl in layer.planes] for layer in self.layers]
 
+    def device_write_counts(self) -> list[list[np.ndarray]]:
+        """Writes (program operations) per device: per layer, one (in, out) array per plane."""
+        return [[pl.programs.reshape(layer.shape) for pl in layer.planes] for layer in self.layers]
+
     def stuck_count(self) -> int:
         """Devices currently stuck (fabrication faults and worn-out devices)."""
         return sum(plane.stuck_count() for layer in self.layers for plane in layer.planes)
 
-    def advance_time(self, seconds: float) -> None:
-        """Move the device clock forward (drift ages every device by ``seconds``)."""
-        if seconds < 0:
-            raise ValueError(f"time cannot go backwards (got {seconds} s)")
-        self.now_s += float(seconds)
-
     def statistics(self) -> dict[str, float | int]:
         """Totals since creation (the initial programming of the network is reported apart).
 
-        writes_*: level changes per weight; device_programs_*: program operations per device;
+        writes_*: writes per weight (level changes that programmed at least one device);
+        device_programs_*: program operations per device (G+ and G- counted separately);
+        stuck_skipped_writes: level changes whose devices were all stuck (not writes);
+        stuck_requests: device program requests refused because the device was stuck;
         pulses_total; stuck_devices (fabrication + worn out); program_energy_j and
-        program_time_s (every pulse and its verify read one after the other, serial sum).
+        program_time_s (every pulse and its verify read one after the other, serial sum);
+        clock_s: the simulated clock at the end.
         """
         writes_total = sum(int(layer.writes.sum(dtype=np.int64)) for layer in self.layers)
         weights = sum(layer.writes.size for layer in self.layers)
@@ -294,6 +357,8 @@ class DeviceStore:
             "stuck_devices": int(sum(p.stuck_count() for p in planes)),
             "stuck_fabrication": int(sum(p.stuck_fabrication for p in planes)),
             "stuck_worn_out": int(sum(p.worn_out for p in planes)),
+            "stuck_requests": int(sum(p.stuck_requests for p in planes)),
+            "stuck_skipped_writes": int(self.stuck_skipped_writes),
             "program_energy_j": float(self.energy_j),
             "program_time_s": pulses_total * self.model.pulse_time_s,
             "initial_program_pulses": int(self.initial["pulses"]),
@@ -301,6 +366,7 @@ class DeviceStore:
             "initial_verify_failures": int(self.initial["verify_failures"]),
             "reads": int(self.reads),
             "commits": int(self.commits),
+            "clock_s": float(self._now_s),
         }
 
     def conductance_snapshot(self) -> dict[str, np.ndarray]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from archsim.config import RunConfig
 from archsim.config.hardware import HardwareConfig
@@ -15,13 +18,10 @@ from archsim.errors import ConfigError, MappingError
 from archsim.hw.chip import Chip, build_chip
 from archsim.hw.circuits import CrossbarMvm
 from archsim.interconnect.network import Network
-from archsim.interconnect.topology import build_graph
-from archsim.learning.storage import CommitReport
+from archsim.interconnect.topology import build_graph, topology
+from archsim.learning.storage import CommitReport, WeightStore
 from archsim.learning.trainer import TrainingObserver
 from archsim.mapping.mapper import NetworkMapping, map_network
-
-INPUT_SIZE = 784
-N_CLASSES = 10
 
 
 class HardwareObserver(TrainingObserver):
@@ -52,7 +52,14 @@ def sram_bits_needed(config: RunConfig, sizes: tuple[int, ...], hidden_bits: int
 
 @dataclass
 class Architecture:
-    """The chip a run trains on: circuit effects (``mvm``), schedule (``observer``), report."""
+    """The chip a run trains on, built once from the hardware and the mapping.
+
+    What the learner plugs in: ``store_factory`` (the weight store: the device model that
+    programs the tiles' devices), ``mvm`` (the tiles' matrix products with DAC/ADC effects,
+    None without circuit effects) and ``observer`` (every batch through the schedule).
+    ``now_s`` is the simulated time; ``on_clock(listener)`` calls ``listener(now_s)`` after
+    every batch, so time-dependent device effects can follow the simulated clock.
+    """
 
     config: RunConfig
     chip: Chip
@@ -61,6 +68,26 @@ class Architecture:
     mvm: CrossbarMvm | None
     observer: HardwareObserver
     sram_bits: int
+    stores: list[WeightStore] = field(default_factory=list)
+
+    # ---- hooks ----------------------------------------------------------------------------
+    @property
+    def now_s(self) -> float:
+        """Simulated time in s since the run started."""
+        return self.engine.now_s
+
+    def on_clock(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(now_s)`` after every simulated batch."""
+        self.engine.clock_listeners.append(listener)
+
+    def store_factory(self, config: RunConfig, hidden: list[np.ndarray],
+                      rng: np.random.Generator) -> WeightStore:
+        """The device model of the hardware as the run's weight store (kept in ``stores``)."""
+        from archsim.devices import make_device_store
+
+        store = make_device_store(config, hidden, rng)
+        self.stores.append(store)
+        return store
 
     # ---- report ---------------------------------------------------------------------------
     def _seconds(self, ps: float) -> float:
@@ -161,7 +188,7 @@ class Architecture:
 
     def write_trace(self, path: str | Path) -> None:
         """Chrome/Perfetto trace JSON of the first ``hardware.trace_batches`` batches."""
-        self.engine.tracer.write(path)
+        self.engine.trace().write(path)
 
 
 def build_architecture(config: RunConfig) -> Architecture:
@@ -169,7 +196,7 @@ def build_architecture(config: RunConfig) -> Architecture:
     hw: HardwareConfig | None = config.hardware
     if hw is None:
         raise ConfigError("build_architecture needs config.hardware; give a --hw description")
-    sizes = (INPUT_SIZE, *config.model.hidden, N_CLASSES)
+    sizes = config.model.layer_sizes
     levels = model_levels(config)
     chip = build_chip(hw, levels)
     mapping = map_network(sizes, hw.tile.rows, hw.tile.cols, hw.weight_encoding, hw.tile.count)
@@ -181,7 +208,7 @@ def build_architecture(config: RunConfig) -> Architecture:
             "hardware.dpu.sram_bits or lower the hidden precision"
         )
     graph = build_graph(mapping.tiles_available, hw.interconnect)
-    network = Network(graph, hw.interconnect.topology == "bus", hw.interconnect.link_width_bits,
+    network = Network(graph, topology(hw.interconnect).shared_medium, hw.interconnect.link_width_bits,
                       hw.interconnect.hop_latency_cycles, chip.period_ps["interconnect"])
     model = ModelInfo(
         sizes=sizes,
@@ -199,16 +226,7 @@ def build_architecture(config: RunConfig) -> Architecture:
             weight_scale = max(abs(v) for v in config.model.level_values)
         else:
             weight_scale = 1.0
-        mvm = CrossbarMvm(
-            rows=hw.tile.rows,
-            weights_per_tile=chip.tile.weights_per_row,
-            input_bits=hw.dac.input_bits,
-            adc_bits=hw.adc.bits,
-            full_scale_fraction=hw.adc.full_scale_fraction,
-            auto_sigmas=hw.adc.auto_sigmas,
-            weight_scale=weight_scale,
-            backward=hw.crossbar.backward,
-        )
+        mvm = CrossbarMvm(chip.tile, mapping, weight_scale, hw.crossbar.backward)
     arch = Architecture(config, chip, mapping, engine, mvm, HardwareObserver(engine),
                         hw.dpu.sram_bits or needed_sram)
     return arch

@@ -30,7 +30,7 @@ import simpy
 from archsim.engine.ledger import Ledger
 from archsim.engine.trace import Tracer
 from archsim.hw.chip import Chip
-from archsim.interconnect.network import Network
+from archsim.interconnect.network import Network, Route
 from archsim.interconnect.topology import tile_node
 from archsim.mapping.mapper import NetworkMapping, TileAssignment
 
@@ -64,8 +64,10 @@ class Sim:
     """One SimPy environment with the chip's resources, recording into a ledger."""
 
     def __init__(self, chip: Chip, mapping: NetworkMapping, network: Network, model: ModelInfo,
-                 ledger: Ledger, tracer: Tracer | None) -> None:
+                 ledger: Ledger, tracer: Tracer | None, group_tiles: bool = True) -> None:
         self.env = simpy.Environment()
+        self.group_tiles = group_tiles
+        self.multicast = chip.hw.interconnect.input_delivery == "multicast"
         self.chip = chip
         self.mapping = mapping
         self.network = network
@@ -89,14 +91,18 @@ class Sim:
 
     def transfer(self, src: str, dst: str, bits: int, phase: str, packets: int = 1) -> Generator:
         """Send ``packets`` packets of ``bits`` bits each."""
+        yield from self.send(self.network.route(src, dst), f"{src}->{dst}", bits, phase, packets)
+
+    def send(self, route: Route, label: str, bits: int, phase: str, packets: int = 1) -> Generator:
+        """Send ``packets`` packets of ``bits`` bits each along ``route`` (unicast or multicast)."""
         if bits <= 0 or packets <= 0:
             return
         start = self.env.now
-        cycles = yield from self.network.transfer(self.env, self.links, src, dst, bits, packets)
-        hops = self.network.route(src, dst).hops
+        cycles = yield from self.network.send(self.env, self.links, route, bits, packets)
+        hops = route.hops
         self.ledger.add("interconnect", "bit_hop", phase, bits * packets * hops, cycles * hops)
         if self.tracer is not None:
-            self.tracer.span("interconnect", f"{src}->{dst}", "transfer", phase, start, self.env.now)
+            self.tracer.span("interconnect", label, "transfer", phase, start, self.env.now)
 
     def dpu_work(self, phase: str, label: str, mults: int, adds: int) -> Generator:
         ops = mults + adds
@@ -131,29 +137,58 @@ class Sim:
         full, rest = divmod(batch, per)
         return [per] * full + ([rest] if rest else [])
 
+    def delivery_groups(self, tiles: list[TileAssignment], key) -> list[list[TileAssignment]]:
+        """Tiles that receive the same input packets: with multicast every tile sharing
+        ``key`` (the row block forward, the column block transposed); with unicast each tile."""
+        if not self.multicast:
+            return [[t] for t in tiles]
+        groups: dict[int, list[TileAssignment]] = {}
+        for t in tiles:
+            groups.setdefault(key(t), []).append(t)
+        return list(groups.values())
+
     def tile_stream(self, t: TileAssignment, batch: int, op, src: str, in_bits: int,
                     out_bits: int, acc_adds: int, phase: str, label: str) -> Generator:
-        """Stream the batch through one tile: deliver -> read -> convert -> send + accumulate.
+        """One tile fed on its own (see :meth:`group_stream`)."""
+        yield from self.group_stream([t], [op], batch, src, in_bits, [out_bits], [acc_adds], phase, label)
+
+    def group_stream(self, tiles: list[TileAssignment], ops: list, batch: int, src: str,
+                     in_bits: int, out_bits: list[int], acc_adds: list[int], phase: str,
+                     label: str) -> Generator:
+        """Stream the batch through tiles fed by the same packets: deliver -> read ->
+        convert -> send + accumulate.
 
         Each stage is its own process, handing tokens (groups of images) on through queues,
-        so a tile reads token k+1 while it converts token k and sends token k-1.
+        so a tile reads token k+1 while it converts token k and sends token k-1. One delivery
+        process feeds the group (one multicast packet per token, or the tile's own packets
+        with unicast). A tile's read and convert stages have no other user in a phase, so
+        tiles with the same stage cycles run in lock step: with ``group_tiles`` one pair of
+        stage processes serves all of them (identical times, far fewer events); only the
+        sends to the DPU, which contend, stay per tile.
         """
         env = self.env
-        node = tile_node(t.tile_id)
-        tokens = self.tokens(batch)
-        delivered, read, converted = simpy.Store(env), simpy.Store(env), simpy.Store(env)
-        read_res = self._res(self.read_stage, t.tile_id)
-        conv_res = self._res(self.convert_stage, t.tile_id)
         tracer = self.tracer
         px = self.px
+        tokens = self.tokens(batch)
+        nodes = [tile_node(t.tile_id) for t in tiles]
+        route = self.network.multicast_route(src, tuple(nodes))
+        classes: dict[tuple[int, ...], list[int]] = {}
+        for i, op in enumerate(ops):
+            key = (op.read_cycles, op.convert_cycles) if self.group_tiles else (i,)
+            classes.setdefault(key, []).append(i)
+        inboxes = [simpy.Store(env) for _ in classes]
+        feed_label = f"{src}->{nodes[0]}" + (f" (+{len(nodes) - 1} multicast)" if len(nodes) > 1 else "")
+        converted = [simpy.Store(env) for _ in tiles]
 
         def feed():
             for n in tokens:
-                yield from self.transfer(src, node, in_bits, phase, n)
-                yield delivered.put(n)
+                yield from self.send(route, feed_label, in_bits, phase, n)
+                for box in inboxes:
+                    yield box.put(n)
 
-        def stage(inbox, resource, cycles_per_image: int, action: str, outbox):
-            """One pipeline stage of the tile: wait for a token, hold the resource, pass it on."""
+        def stage(members, inbox, resource, cycles_per_image: int, action: str, outboxes):
+            """One pipeline stage of the tiles ``members``: wait for a token, hold the
+            resource, pass the token on."""
             for _ in tokens:
                 n = yield inbox.get()
                 with resource.request() as req:
@@ -161,26 +196,34 @@ class Sim:
                     start = env.now
                     yield env.timeout(cycles_per_image * n * px)
                 if tracer is not None:
-                    tracer.span("tile", node, f"{label}.{action}", phase, start, env.now)
-                yield outbox.put(n)
+                    for i in members:
+                        tracer.span("tile", nodes[i], f"{label}.{action}", phase, start, env.now)
+                for box in outboxes:
+                    yield box.put(n)
 
-        def drain():
+        def drain(i: int):
             for _ in tokens:
-                n = yield converted.get()
-                yield from self.transfer(node, "dpu", out_bits, phase, n)
-                if acc_adds:
-                    yield from self.dpu_work(phase, "accumulate", 0, acc_adds * n)
+                n = yield converted[i].get()
+                yield from self.transfer(nodes[i], "dpu", out_bits[i], phase, n)
+                if acc_adds[i]:
+                    yield from self.dpu_work(phase, "accumulate", 0, acc_adds[i] * n)
 
-        procs = [
-            env.process(feed()),
-            env.process(stage(delivered, read_res, op.read_cycles, "read", read)),
-            env.process(stage(read, conv_res, op.convert_cycles, "convert", converted)),
-            env.process(drain()),
-        ]
+        procs = [env.process(feed())]
+        for members, inbox in zip(classes.values(), inboxes):
+            first = tiles[members[0]].tile_id
+            op = ops[members[0]]
+            read = simpy.Store(env)
+            procs.append(env.process(stage(members, inbox, self._res(self.read_stage, first),
+                                           op.read_cycles, "read", [read])))
+            procs.append(env.process(stage(members, read, self._res(self.convert_stage, first),
+                                           op.convert_cycles, "convert",
+                                           [converted[i] for i in members])))
+        procs += [env.process(drain(i)) for i in range(len(tiles))]
         yield env.all_of(procs)
-        self.ledger.add_counts(op.counts, phase, batch)
-        self.ledger.add("crossbar", label, phase, 0, op.read_cycles * batch)
-        self.ledger.add("adc", label, phase, 0, op.convert_cycles * batch)
+        for op in ops:
+            self.ledger.add_counts(op.counts, phase, batch)
+            self.ledger.add("crossbar", label, phase, 0, op.read_cycles * batch)
+            self.ledger.add("adc", label, phase, 0, op.convert_cycles * batch)
 
     # ---- phases --------------------------------------------------------------------------
     def psum_bits(self, slices: int, blocks: int) -> int:
@@ -198,18 +241,20 @@ class Sim:
             value_bits = 1 if binary else tile.dac.input_bits
             src = "gbuf" if layer == 0 else "dpu"
             n_in, n_out = layer_map.n_in, layer_map.n_out
+            groups = self.delivery_groups(layer_map.tiles, lambda t: t.row_block)
+            # the source buffer is read once per packet sent (once per row block with multicast)
+            read_bits = sum(batch * group[0].rows_used * value_bits for group in groups)
             if layer == 0:
-                self.ledger.add("global_buffer", "read_bit", phase, batch * n_in * value_bits)
+                self.ledger.add("global_buffer", "read_bit", phase, read_bits)
             else:
-                self.sram(phase, read_bits=batch * n_in * value_bits)
+                self.sram(phase, read_bits=read_bits)
             out_bits_each = self.psum_bits(slices, layer_map.row_blocks)
-            procs = []
-            for t in layer_map.tiles:
-                op = tile.mvm(t.rows_used, t.outputs, slices)
-                acc = t.outputs if layer_map.row_blocks > 1 else 0
-                procs.append(self.env.process(self.tile_stream(
-                    t, batch, op, src, t.rows_used * value_bits, t.outputs * out_bits_each,
-                    acc, phase, "mvm")))
+            accumulate = layer_map.row_blocks > 1
+            procs = [self.env.process(self.group_stream(
+                group, [tile.mvm(t.rows_used, t.outputs, slices) for t in group], batch, src,
+                group[0].rows_used * value_bits, [t.outputs * out_bits_each for t in group],
+                [t.outputs if accumulate else 0 for t in group], phase, "mvm"))
+                for group in groups]
             yield self.env.all_of(procs)
             elements = batch * n_out
             ops = elements * self.chip.hw.dpu.bn_forward_ops_per_element
@@ -248,12 +293,14 @@ class Sim:
                 else:
                     slices = tile.dac.slices(False)
                     out_each = self.psum_bits(slices, layer_map.col_blocks)
-                    for t in layer_map.tiles:
-                        op = tile.mvm_transposed(t.rows_used, t.outputs, slices)
-                        acc = t.rows_used if layer_map.col_blocks > 1 else 0
-                        procs.append(self.env.process(self.tile_stream(
-                            t, batch, op, "dpu", t.outputs * tile.dac.input_bits,
-                            t.rows_used * out_each, acc, phase, "mvm_transposed")))
+                    accumulate = layer_map.col_blocks > 1
+                    for group in self.delivery_groups(layer_map.tiles, lambda t: t.col_block):
+                        procs.append(self.env.process(self.group_stream(
+                            group, [tile.mvm_transposed(t.rows_used, t.outputs, slices) for t in group],
+                            batch, "dpu", group[0].outputs * tile.dac.input_bits,
+                            [t.rows_used * out_each for t in group],
+                            [t.rows_used if accumulate else 0 for t in group], phase,
+                            "mvm_transposed")))
             yield self.env.all_of(procs)
             if layer > 0:
                 # straight-through gate of the previous layer's activation

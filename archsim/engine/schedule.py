@@ -12,6 +12,7 @@ identical totals (tests/test_hw_engine.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,19 @@ class BatchStats:
     time_ps: int = 0
 
 
+@dataclass(frozen=True)
+class TracedBatch:
+    """What it takes to simulate a batch again for the trace."""
+
+    kind: str
+    index: int
+    batch: int
+    phases: tuple[str, ...]
+    plan: list[TileWrite]
+    device_energy: float
+    start_ps: int
+
+
 @dataclass
 class Engine:
     chip: Chip
@@ -61,7 +75,7 @@ class Engine:
     mode: str = "fast"
     trace_batches: int = 3
     ledger: Ledger = field(default_factory=Ledger)
-    tracer: Tracer = field(default_factory=Tracer)
+    trace_log: list["TracedBatch"] = field(default_factory=list)
     time_ps: int = 0
     stats: dict[str, BatchStats] = field(default_factory=lambda: {"train": BatchStats(), "eval": BatchStats()})
     cache: dict[tuple[str, int], Ledger] = field(default_factory=dict)
@@ -70,6 +84,13 @@ class Engine:
     traced: int = 0
     writes_total: int = 0
     pulses_total: int = 0
+    group_tiles: bool = True  # one pair of stage processes per tile shape (identical totals)
+    clock_listeners: list[Callable[[float], None]] = field(default_factory=list)
+
+    @property
+    def now_s(self) -> float:
+        """Simulated time in s: the sum of every batch's schedule so far."""
+        return self.time_ps * 1e-12
 
     # ---- data-dependent write plan --------------------------------------------------------
     def write_plan(self, commits: list[CommitReport]) -> tuple[list[TileWrite], float]:
@@ -85,7 +106,7 @@ class Engine:
         for layer_map, report in zip(self.mapping.layers, commits):
             energy += float(report.energy_j)
             changed = np.asarray(report.changed, dtype=bool)
-            index = np.flatnonzero(changed)
+            index = np.flatnonzero(changed) if report.index is None else report.index
             if index.size == 0:
                 continue
             pulses = compact_pulses(changed, index, report.pulses)
@@ -96,9 +117,10 @@ class Engine:
             n_local = layer_map.row_blocks * cb_count
             changes = np.bincount(tile_local, minlength=n_local)
             totals = np.bincount(tile_local, weights=pulses, minlength=n_local).astype(np.int64)
-            if row_parallel:
+            if row_parallel:  # a pair's devices are pulsed in the same step: their max
+                steps_w = pulses if report.pulse_steps is None else compact_pulses(changed, index, report.pulse_steps)
                 row_max = np.zeros(layer_map.n_in * cb_count, dtype=np.int64)
-                np.maximum.at(row_max, i * cb_count + cb, pulses)
+                np.maximum.at(row_max, i * cb_count + cb, steps_w)
                 rmax = row_max.reshape(layer_map.n_in, cb_count)
                 r_idx, c_idx = np.nonzero(rmax)
                 steps = np.bincount((r_idx // rows) * cb_count + c_idx, weights=rmax[r_idx, c_idx],
@@ -120,10 +142,37 @@ class Engine:
     def eval_batch(self, batch: int) -> None:
         self._run("eval", batch, ("eval",), [], 0.0)
 
+    def _simulate(self, phases: list[str], batch: int, plan: list[TileWrite], device_energy: float,
+                  ledger: Ledger, tracer: Tracer | None) -> dict[str, int]:
+        """Run ``phases`` of one batch through SimPy into ``ledger``; their durations in ps."""
+        sim = Sim(self.chip, self.mapping, self.network, self.model, ledger, tracer, self.group_tiles)
+        durations: dict[str, int] = {}
+
+        def run_phases():
+            for phase in phases:
+                start = sim.env.now
+                if phase == "write":
+                    yield from sim.write(plan, device_energy)
+                elif phase == "forward" or phase == "eval":
+                    yield from sim.forward(batch, phase)
+                elif phase == "backward":
+                    yield from sim.backward(batch)
+                else:
+                    yield from sim.update(batch)
+                durations[phase] = sim.env.now - start
+
+        sim.env.process(run_phases())
+        sim.env.run()
+        return durations
+
     def _run(self, kind: str, batch: int, phases: tuple[str, ...], plan: list[TileWrite],
              device_energy: float) -> None:
-        tracing = self.traced < self.trace_batches
-        if self.mode == "exact" or tracing:
+        if self.traced < self.trace_batches:
+            # replayed with a tracer only when a trace is written (see trace())
+            self.trace_log.append(TracedBatch(kind, self.stats[kind].batches, batch, phases, plan,
+                                              device_energy, self.time_ps))
+            self.traced += 1
+        if self.mode == "exact":
             to_sim = list(phases)
         else:
             to_sim = [p for p in phases if p != "write" and (p, batch) not in self.cache]
@@ -132,28 +181,8 @@ class Engine:
             # fast mode: the write phase from the commit reports, without SimPy
             account_write(batch_ledger, self.chip, self.network, plan, device_energy)
             batch_ledger.phase_time_ps["write"] += write_time_ps(self.chip, self.network, plan)
-        if tracing:
-            self.tracer.offset_ps = self.time_ps
         if to_sim:
-            sim = Sim(self.chip, self.mapping, self.network, self.model, batch_ledger,
-                      self.tracer if tracing else None)
-            durations: dict[str, int] = {}
-
-            def run_phases():
-                for phase in to_sim:
-                    start = sim.env.now
-                    if phase == "write":
-                        yield from sim.write(plan, device_energy)
-                    elif phase == "forward" or phase == "eval":
-                        yield from sim.forward(batch, phase)
-                    elif phase == "backward":
-                        yield from sim.backward(batch)
-                    else:
-                        yield from sim.update(batch)
-                    durations[phase] = sim.env.now - start
-
-            sim.env.process(run_phases())
-            sim.env.run()
+            durations = self._simulate(to_sim, batch, plan, device_energy, batch_ledger, None)
             for phase in to_sim:
                 batch_ledger.phase_time_ps[phase] += durations[phase]
                 if phase != "write" and (phase, batch) not in self.cache:
@@ -163,9 +192,6 @@ class Engine:
             if phase not in to_sim and phase != "write":
                 batch_ledger.merge(self.cache[(phase, batch)])
                 self.reused_phases += 1
-        if tracing:
-            self.tracer.marker(f"{kind} batch {self.stats[kind].batches} (B={batch})", 0)
-            self.traced += 1
         elapsed = sum(batch_ledger.phase_time_ps.values())
         self.ledger.merge(batch_ledger)
         self.time_ps += elapsed
@@ -173,10 +199,25 @@ class Engine:
         stats.batches += 1
         stats.images += batch
         stats.time_ps += elapsed
+        for listener in self.clock_listeners:
+            listener(self.now_s)
+
+    def trace(self) -> Tracer:
+        """Chrome/Perfetto trace of the first ``trace_batches`` batches: each is simulated
+        again, every phase through SimPy, with a tracer attached (the schedule depends only on
+        the batch size and the write plan, both kept), so a run that writes no trace pays
+        nothing for it."""
+        tracer = Tracer()
+        for traced in self.trace_log:
+            tracer.offset_ps = traced.start_ps
+            self._simulate(list(traced.phases), traced.batch, traced.plan, traced.device_energy,
+                           Ledger(), tracer)
+            tracer.marker(f"{traced.kind} batch {traced.index} (B={traced.batch})", 0)
+        return tracer
 
     def probe_inference(self, batch: int = 1) -> int:
         """Latency in ps of one inference batch on an idle chip (not added to the totals)."""
-        sim = Sim(self.chip, self.mapping, self.network, self.model, Ledger(), None)
+        sim = Sim(self.chip, self.mapping, self.network, self.model, Ledger(), None, self.group_tiles)
         sim.env.process(sim.forward(batch, "eval"))
         sim.env.run()
         return int(sim.env.now)

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass, field
 
 from archsim.config.hardware import HardwareConfig
-from archsim.hw.converters import Adc, Dac, adc_resolution_factor, default_adc_latency_s
+from archsim.hw.converters import Adc, Dac
 from archsim.hw.dpu import Dpu, Sram
+from archsim.hw.encoding import weight_encoding
 from archsim.hw.programming import WriteVerify
 from archsim.hw.scaling import energy_scale
 from archsim.hw.tile import Tile
@@ -51,24 +52,9 @@ def build_chip(hw: HardwareConfig, levels: int) -> Chip:
     f_d = hw.clock.dpu_hz or f_x
     f_n = hw.clock.interconnect_hz or f_x
 
-    dac_bits = 1 if hw.dac.mode == "bit_serial" else hw.dac.input_bits
-    e_dac = (
-        hw.dac.energy_per_conversion_j
-        * 2.0 ** (dac_bits - hw.dac.reference_bits)
-        * scale(hw.dac.reference_node_nm, hw.dac.reference_vdd_v)
-    )
-    dac = Dac("dac", f_x, {"convert": e_dac}, bits=dac_bits, input_bits=hw.dac.input_bits,
-              bit_serial=hw.dac.mode == "bit_serial", latency_s=hw.dac.latency_s)
-
-    e_adc = (
-        hw.adc.energy_per_conversion_j
-        * adc_resolution_factor(hw.adc.bits)
-        / adc_resolution_factor(hw.adc.reference_bits)
-        * scale(hw.adc.reference_node_nm, hw.adc.reference_vdd_v)
-    )
-    t_adc = hw.adc.latency_s if hw.adc.latency_s is not None else default_adc_latency_s(hw.adc.bits)
-    adc = Adc("adc", f_x, {"convert": e_adc}, bits=hw.adc.bits,
-              columns_per_adc=hw.adc.columns_per_adc, latency_s=t_adc)
+    dac = Dac.from_config(hw.dac, f_x, scale(hw.dac.reference_node_nm, hw.dac.reference_vdd_v))
+    adc = Adc.from_config(hw.adc, f_x, scale(hw.adc.reference_node_nm, hw.adc.reference_vdd_v))
+    e_dac, e_adc, t_adc = dac.unit_energy_j["convert"], adc.unit_energy_j["convert"], adc.latency_s
 
     g_mean = hw.crossbar.mean_cell_conductance_s
     if g_mean is None:
@@ -77,7 +63,7 @@ def build_chip(hw: HardwareConfig, levels: int) -> Chip:
     e_cell = hw.crossbar.read_voltage_v**2 * g_mean * hw.crossbar.read_time_s
     tile_scale = scale(hw.tile.reference_node_nm, hw.tile.reference_vdd_v)
     e_shift = hw.tile.shift_add_energy_j * tile_scale
-    tile = Tile(hw.tile.rows, hw.tile.cols, hw.weight_encoding, dac, adc, f_x,
+    tile = Tile(hw.tile.rows, hw.tile.cols, weight_encoding(hw.weight_encoding), dac, adc, f_x,
                 hw.crossbar.read_time_s, e_cell, e_shift, hw.tile.leakage_w * tile_scale)
 
     dpu_scale = scale(hw.dpu.reference_node_nm, hw.dpu.reference_vdd_v)

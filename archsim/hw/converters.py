@@ -1,10 +1,26 @@
-"""DACs (word-line drivers) and SAR ADCs of a tile."""
+"""DACs (word-line drivers) and ADCs of a tile: each owns its transform and its costs.
+
+* :class:`Dac` quantises the inputs it applies (``quantize``) and costs ``convert`` actions
+  (energy per conversion, settling time per slice).
+* :class:`Adc` quantises the partial sums it converts (``quantize``: clipping range and
+  codes) and costs ``convert`` actions (energy per conversion, conversion time); it also owns
+  its column multiplexer (``columns_per_adc`` lines hard-wired to each ADC), which sets how
+  many conversions its busiest ADC makes (``conversion_rounds``).
+
+ADC models are chosen by ``hardware.adc.model`` through :data:`ADC_MODELS`; a model is an
+:class:`Adc` subclass that says how its conversion energy scales with resolution and what
+its conversion time is.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
+
+from archsim.config.hardware import AdcConfig, DacConfig
 from archsim.hw.base import Component, ceil_div, cycles
+from archsim.hw.registry import Registry
 
 # ISAAC 32 nm SAR ADC energy per conversion (pJ) by resolution, as tabulated in Accelergy's
 # hwcomponents-library isaac.py from Kull et al. ISSCC 2013 (8 bit, 1.2 GS/s) scaled with
@@ -26,6 +42,41 @@ def adc_resolution_factor(bits: int) -> float:
     return ISAAC_ADC_PJ[10] * 2.0 ** (bits - 10) / ISAAC_ADC_PJ[8]
 
 
+def default_adc_latency_s(bits: int) -> float:
+    """NeuroSim SAR: (log2(levels) + 1) steps of 1 ns (``SarADC::CalculateLatency``)."""
+    return (bits + 1) * 1e-9
+
+
+def dac_quantize(x: np.ndarray, bits: int) -> np.ndarray:
+    """Quantise inputs to the DAC's resolution (exact for binary inputs).
+
+    Inputs in [0, 1] (layer-0 pixels) take 2^b - 1 uniform steps; inputs in [-1, 1] (tanh
+    activations, scaled errors) 2^(b-1) - 1 steps per sign; binary +-1 inputs pass unchanged
+    (a sign input is one polarity-driven slice).
+    """
+    lo = float(x.min()) if x.size else 0.0
+    if lo >= 0.0:
+        levels = float(2**bits - 1)
+        return np.round(np.clip(x, 0.0, 1.0) * levels) / np.float32(levels)
+    if np.all(np.abs(x) == 1.0):
+        return x
+    levels = float(max(2 ** (bits - 1) - 1, 1))
+    return np.round(np.clip(x, -1.0, 1.0) * levels) / np.float32(levels)
+
+
+def adc_quantize(p: np.ndarray, bits: int, full_scale: float) -> np.ndarray:
+    """Signed mid-rise quantiser of 2^bits codes over [-full_scale, full_scale], in place;
+    values beyond full scale clip to the outermost code."""
+    half = 2 ** (bits - 1)
+    lsb = np.float32(full_scale / half)
+    p /= lsb
+    np.floor(p, out=p)
+    np.clip(p, -half, half - 1, out=p)
+    p += np.float32(0.5)
+    p *= lsb
+    return p
+
+
 @dataclass
 class Dac(Component):
     """Input drivers. Action ``convert``: apply one input value to one row for one slice.
@@ -39,41 +90,121 @@ class Dac(Component):
     bit_serial: bool = True
     latency_s: float = 1e-9
 
+    @classmethod
+    def from_config(cls, cfg: DacConfig, clock_hz: float, cmos_scale: float) -> "Dac":
+        """``cmos_scale``: energy factor from the source node/supply to the chip's."""
+        bits = 1 if cfg.mode == "bit_serial" else cfg.input_bits
+        energy = cfg.energy_per_conversion_j * 2.0 ** (bits - cfg.reference_bits) * cmos_scale
+        return cls("dac", clock_hz, {"convert": energy}, bits=bits, input_bits=cfg.input_bits,
+                   bit_serial=cfg.mode == "bit_serial", latency_s=cfg.latency_s)
+
     def slices(self, binary_inputs: bool) -> int:
         """Slices to apply one input vector: 1 for binary (sign) inputs or multi-bit DACs."""
         if binary_inputs or not self.bit_serial:
             return 1
         return self.input_bits
 
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """The input values the drivers actually apply (``input_bits`` resolution)."""
+        return dac_quantize(x, self.input_bits)
+
+
+ADC_MODELS: Registry[type["Adc"]] = Registry("ADC model", "hardware.adc.model")
+
 
 @dataclass
 class Adc(Component):
-    """Column ADCs shared by ``columns_per_adc`` columns. Action ``convert``: one conversion.
+    """Column ADCs behind a fixed multiplexer. Action ``convert``: one conversion.
 
-    Conversion time: ``latency_s`` (default NeuroSim SAR: (bits + 1) x 1 ns,
-    ``SarADC::CalculateLatency``). The columns sharing an ADC are converted one after another.
+    Multiplexer: ADC ``k`` is hard-wired to lines ``[k * columns_per_adc, (k+1) *
+    columns_per_adc)``; the lines sharing an ADC are converted one after another, so a
+    tile's conversion time is set by its busiest ADC (``conversion_rounds``), not by the
+    number of ADCs: a half-used tile leaves half of its ADCs idle.
+
+    Transform: signed mid-rise quantiser of 2^bits codes over [-FS, +FS] with
+    ``FS = f * lines * max|x| * max|w|``, f = ``full_scale_fraction`` or
+    ``min(1, auto_sigmas / sqrt(lines))`` (auto_sigmas standard deviations of a sum of
+    ``lines`` independent unit-variance products).
     """
 
     bits: int = 8
     columns_per_adc: int = 8
     latency_s: float = 9e-9
+    full_scale_fraction: float | None = None
+    auto_sigmas: float = 4.0
+    _rounds: dict[tuple[int, int, int], int] = field(default_factory=dict, repr=False)
 
+    # ---- model hooks: a subclass registered in ADC_MODELS overrides these -----------------
+    @classmethod
+    def conversion_energy_j(cls, cfg: AdcConfig, cmos_scale: float) -> float:
+        raise NotImplementedError
+
+    @classmethod
+    def conversion_time_s(cls, cfg: AdcConfig) -> float:
+        raise NotImplementedError
+
+    @classmethod
+    def from_config(cls, cfg: AdcConfig, clock_hz: float, cmos_scale: float) -> "Adc":
+        model = ADC_MODELS.get(cfg.model)
+        return model("adc", clock_hz, {"convert": model.conversion_energy_j(cfg, cmos_scale)},
+                     bits=cfg.bits, columns_per_adc=cfg.columns_per_adc,
+                     latency_s=model.conversion_time_s(cfg),
+                     full_scale_fraction=cfg.full_scale_fraction, auto_sigmas=cfg.auto_sigmas)
+
+    # ---- costs -------------------------------------------------------------------------
     def adcs_for(self, lines: int) -> int:
         """ADCs serving ``lines`` physical lines."""
         return ceil_div(lines, self.columns_per_adc)
 
-    def conversion_rounds(self, outputs: int, adcs: int) -> int:
-        """Sequential conversions of the busiest ADC when ``outputs`` values are sensed by
-        ``adcs`` ADCs (outputs interleaved over the ADCs)."""
-        return ceil_div(outputs, adcs) if outputs else 0
+    def conversion_rounds(self, values: int, line_step: int = 1) -> int:
+        """Sequential conversions of the busiest ADC when ``values`` values are sensed on
+        lines 0, line_step, 2 line_step, ... (a differential pair is sensed once, at its
+        first column: line_step 2)."""
+        if values <= 0:
+            return 0
+        key = (values, line_step, self.columns_per_adc)
+        rounds = self._rounds.get(key)
+        if rounds is None:
+            adc_of_value = np.arange(values) * line_step // self.columns_per_adc
+            rounds = self._rounds[key] = int(np.bincount(adc_of_value).max())
+        return rounds
 
     def stage_cycles(self, rounds: int, slices: int) -> int:
         return cycles(slices * rounds * self.latency_s, self.clock_hz)
 
+    # ---- transform ---------------------------------------------------------------------
+    def fraction(self, lines: int) -> float:
+        if self.full_scale_fraction is not None:
+            return self.full_scale_fraction
+        return min(1.0, self.auto_sigmas / np.sqrt(lines))
 
-def default_adc_latency_s(bits: int) -> float:
-    """NeuroSim SAR ADC: (log2(levels) + 1) steps of 1 ns."""
-    return (bits + 1) * 1e-9
+    def full_scale(self, lines: int, x_max: float, w_max: float) -> float:
+        return self.fraction(lines) * lines * x_max * w_max
+
+    def quantize(self, partial: np.ndarray, lines: int, x_max: float, w_max: float) -> np.ndarray:
+        """Clip and quantise partial sums of ``lines`` driven lines, in place (any shape:
+        every tile's partial sums of a layer at once)."""
+        return adc_quantize(partial, self.bits, self.full_scale(lines, x_max, w_max))
 
 
-__all__ = ["Adc", "Dac", "adc_resolution_factor", "default_adc_latency_s"]
+@ADC_MODELS.register("sar")
+class SarAdc(Adc):
+    """Successive-approximation ADC.
+
+    Energy: ``energy_per_conversion_j`` at ``reference_bits`` scaled by the ISAAC/Saberi
+    energy-vs-resolution table (:func:`adc_resolution_factor`) and to the chip's node.
+    Time: ``latency_s`` or NeuroSim's (bits + 1) x 1 ns.
+    """
+
+    @classmethod
+    def conversion_energy_j(cls, cfg: AdcConfig, cmos_scale: float) -> float:
+        return (cfg.energy_per_conversion_j * adc_resolution_factor(cfg.bits)
+                / adc_resolution_factor(cfg.reference_bits) * cmos_scale)
+
+    @classmethod
+    def conversion_time_s(cls, cfg: AdcConfig) -> float:
+        return cfg.latency_s if cfg.latency_s is not None else default_adc_latency_s(cfg.bits)
+
+
+__all__ = ["ADC_MODELS", "Adc", "Dac", "SarAdc", "adc_quantize", "adc_resolution_factor",
+           "dac_quantize", "default_adc_latency_s"]

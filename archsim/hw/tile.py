@@ -4,9 +4,11 @@ One matrix-vector product (MVM) of one input vector on one tile is two pipeline 
 
 * read stage (array + DACs): ``S x (t_dac + t_read)`` -- S input slices (bit-serial inputs:
   S = input bits; binary inputs or multi-bit DACs: S = 1), all rows driven in parallel;
-* convert stage (ADCs + shift-and-add): ``S x ceil(outputs / n_adc) x t_adc`` -- each slice's
-  analog outputs are held (sample-and-hold, as in ISAAC) and converted by ``n_adc = ceil(C /
-  columns_per_adc)`` ADCs, the outputs interleaved over them.
+* convert stage (ADCs + shift-and-add): ``S x rounds x t_adc`` -- each slice's analog
+  outputs are held (sample-and-hold, as in ISAAC) and converted by the ADCs, each hard-wired
+  to ``columns_per_adc`` lines; ``rounds`` is the busiest ADC's count of sensed outputs
+  (:meth:`archsim.hw.converters.Adc.conversion_rounds`), so a half-used tile with an 8:1
+  multiplexer still needs 4 rounds for its differential outputs.
 
 The stages are separate SimPy resources, so the read of the next vector overlaps the
 conversion of the previous one. Each stage's time is rounded up to whole tile-clock cycles.
@@ -17,10 +19,8 @@ Energies per action (the ledger's units):
   dissipation of a cell at the read voltage over the read pulse);
 * ``adc.convert``: one conversion; ``shift_add.add``: accumulate one ADC result.
 
-Signed weights: 'differential' uses two columns per weight whose currents are subtracted
-before the ADC (one conversion per weight column, as in NeuRRAM's differential neurons);
-'reference' uses one column per weight and one reference column per tile, each weight
-column's current taken against it (one conversion per weight column).
+Signed weights: the tile's :class:`~archsim.hw.encoding.WeightEncoding` says how many device
+columns a weight takes and which column is sensed (one conversion per weight column either way).
 The transposed read (backward pass) drives the columns and senses the rows through row-side
 ADCs of the same resolution and sharing.
 """
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from archsim.hw.base import cycles
 from archsim.hw.converters import Adc, Dac
+from archsim.hw.encoding import WeightEncoding
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,12 @@ class TileOp:
 
 @dataclass
 class Tile:
-    """Geometry and periphery shared by every tile of the chip."""
+    """Geometry and periphery shared by every tile of the chip (the one place that says how
+    many rows and weight columns a tile has: the mapping and the functional model ask it)."""
 
     rows: int
     cols: int
-    encoding: str
+    encoding: WeightEncoding
     dac: Dac
     adc: Adc
     clock_hz: float
@@ -63,20 +65,16 @@ class Tile:
 
     @property
     def cols_per_weight(self) -> int:
-        return 2 if self.encoding == "differential" else 1
+        return self.encoding.cols_per_weight
 
     @property
     def weights_per_row(self) -> int:
         """Logical weight columns (outputs) a tile holds."""
-        if self.encoding == "differential":
-            return self.cols // 2
-        return self.cols - 1
+        return self.encoding.weights_per_tile(self.cols)
 
     def physical_cols(self, outputs: int) -> int:
         """Device columns used by ``outputs`` weight columns (with the reference column)."""
-        if self.encoding == "differential":
-            return 2 * outputs
-        return outputs + 1 if outputs else 0
+        return self.encoding.physical_cols(outputs)
 
     def read_stage_cycles(self, slices: int) -> int:
         return cycles(slices * (self.dac.latency_s + self.read_time_s), self.clock_hz)
@@ -84,8 +82,7 @@ class Tile:
     def mvm(self, rows_used: int, outputs: int, slices: int) -> TileOp:
         """Forward read: inputs on ``rows_used`` rows, ``outputs`` weight columns sensed."""
         phys = self.physical_cols(outputs)
-        n_adc = self.adc.adcs_for(self.cols)
-        rounds = self.adc.conversion_rounds(outputs, n_adc)
+        rounds = self.adc.conversion_rounds(outputs, self.encoding.sensed_line_step)
         counts = (
             ("dac", "convert", slices * rows_used),
             ("crossbar", "read_cell", slices * rows_used * phys),
@@ -95,10 +92,10 @@ class Tile:
         return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, slices), counts)
 
     def mvm_transposed(self, rows_used: int, outputs: int, slices: int) -> TileOp:
-        """Transposed read: errors on the ``outputs`` weight columns, ``rows_used`` rows sensed."""
+        """Transposed read: errors on the ``outputs`` weight columns, ``rows_used`` rows sensed
+        by row-side ADCs behind the same multiplexer (``columns_per_adc`` rows each)."""
         phys = self.physical_cols(outputs)
-        n_adc = self.adc.adcs_for(self.rows)
-        rounds = self.adc.conversion_rounds(rows_used, n_adc)
+        rounds = self.adc.conversion_rounds(rows_used, 1)
         counts = (
             ("dac", "convert", slices * phys),
             ("crossbar", "read_cell", slices * rows_used * phys),

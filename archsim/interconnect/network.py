@@ -5,9 +5,15 @@ every link of it (circuit switching / wormhole with the whole path reserved) for
 
     ceil(bits / link_width_bits) + hops * hop_latency_cycles   interconnect cycles;
 
-a token of n images sends n such packets back to back on one reservation.
-acquiring the links in one global order so no two transfers can deadlock. On a bus the path
-is the bus itself (one resource, one hop). Energy: bits * hops * energy_per_bit.
+a token of n images sends n such packets back to back on one reservation, acquiring the
+links in one global order so no two transfers can deadlock. On a bus the path is the bus
+itself (one resource, one hop). Energy: bits * hops * energy_per_bit.
+
+A multicast (one source, several destinations: a layer's input to the tiles of one row block)
+is one packet on the union of the routes -- the multicast tree, or the bus broadcast -- held
+for ``ceil(bits / width) + depth * hop_latency`` cycles, depth being its longest branch; it
+costs bits * (links of the tree) bit-hops, so the links shared by the routes carry the
+bits once.
 """
 
 from __future__ import annotations
@@ -23,11 +29,19 @@ from archsim.hw.base import ceil_div
 
 @dataclass
 class Route:
-    links: tuple[tuple[str, str], ...]  # resource keys, sorted in the global order
+    """Links a packet holds (resource keys, sorted in the global order) and its depth."""
+
+    links: tuple[tuple[str, str], ...]
+    depth: int = 0  # hops of the longest branch (0: unicast, = len(links))
 
     @property
     def hops(self) -> int:
+        """Link traversals of one packet (bit-hops per bit)."""
         return len(self.links)
+
+    @property
+    def latency_hops(self) -> int:
+        return self.depth or len(self.links)
 
 
 class Network:
@@ -50,7 +64,7 @@ class Network:
         self._order: dict[tuple[str, str], int] = {}
 
     def route(self, src: str, dst: str) -> Route:
-        key = (src, dst)
+        key: tuple = (src, dst)
         route = self._routes.get(key)
         if route is None:
             if self.bus:
@@ -59,6 +73,22 @@ class Network:
                 path = nx.shortest_path(self.graph, src, dst)
                 links = tuple(sorted(zip(path[:-1], path[1:])))
             route = self._routes[key] = Route(links)
+        return route
+
+    def multicast_route(self, src: str, dsts: tuple[str, ...]) -> Route:
+        """The union of the routes from ``src`` to every destination (one shared medium on a bus)."""
+        if len(dsts) == 1:
+            return self.route(src, dsts[0])
+        key = (src, dsts)
+        route = self._routes.get(key)
+        if route is None:
+            if self.bus:
+                route = Route((("bus", "bus"),))
+            else:
+                branches = [self.route(src, dst) for dst in dsts]
+                links = tuple(sorted({link for branch in branches for link in branch.links}))
+                route = Route(links, max(branch.hops for branch in branches))
+            self._routes[key] = route
         return route
 
     def transfer_cycles(self, bits: int, hops: int) -> int:
@@ -75,7 +105,18 @@ class Network:
     ) -> Generator:
         """SimPy process body: move ``packets`` packets of ``bits`` each from ``src`` to
         ``dst`` back to back on one path reservation; returns the cycles held."""
-        route = self.route(src, dst)
+        return (yield from self.send(env, links, self.route(src, dst), bits, packets))
+
+    def send(
+        self,
+        env: simpy.Environment,
+        links: dict[tuple[str, str], simpy.Resource],
+        route: Route,
+        bits: int,
+        packets: int = 1,
+    ) -> Generator:
+        """SimPy process body: hold every link of ``route`` while ``packets`` packets of
+        ``bits`` each pass; returns the cycles held."""
         held = []
         for key in route.links:
             res = links.get(key)
@@ -84,7 +125,7 @@ class Network:
             req = res.request()
             yield req
             held.append((res, req))
-        duration = packets * self.transfer_cycles(bits, route.hops)
+        duration = packets * self.transfer_cycles(bits, route.latency_hops)
         yield env.timeout(duration * self.period_ps)
         for res, req in held:
             res.release(req)

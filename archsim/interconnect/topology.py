@@ -1,11 +1,7 @@
 """Interconnect graphs (networkx) over the tiles, the DPU ('dpu') and the global buffer ('gbuf').
 
-* ``bus``: every endpoint on one shared medium (node 'bus'); a transfer occupies the whole bus.
-* ``mesh``: endpoints on a 2-D grid (dpu and gbuf first, then tile0, tile1, ...), links
-  between 4-neighbours.
-* ``tree``: tiles are the leaves of routers of arity ``tree_arity``; the root router also
-  links the dpu and the gbuf.
-* ``custom``: exactly the listed links.
+Topologies are registered by name in :data:`TOPOLOGIES` (``hardware.interconnect.topology``):
+``bus``, ``mesh``, ``tree``, ``custom`` (each class below says what it builds).
 
 Every link is full duplex (one SimPy resource per direction), except the bus (one resource).
 """
@@ -18,21 +14,41 @@ import networkx as nx
 
 from archsim.config.hardware import InterconnectConfig
 from archsim.errors import ConfigError
+from archsim.hw.registry import Registry
 
 
 def tile_node(i: int) -> str:
     return f"tile{i}"
 
 
-def build_graph(n_tiles: int, cfg: InterconnectConfig) -> nx.Graph:
-    """The interconnect of ``n_tiles`` tiles plus 'dpu' and 'gbuf'."""
-    graph = nx.Graph()
-    endpoints = ["dpu", "gbuf"] + [tile_node(i) for i in range(n_tiles)]
-    graph.add_nodes_from(endpoints, kind="endpoint")
-    if cfg.topology == "bus":
+TOPOLOGIES: Registry[type["Topology"]] = Registry("interconnect topology", "hardware.interconnect.topology")
+
+
+class Topology:
+    """A way of linking the endpoints; ``shared_medium``: one resource for the whole network."""
+
+    shared_medium = False
+
+    def add_links(self, graph: nx.Graph, endpoints: list[str], n_tiles: int, cfg: InterconnectConfig) -> None:
+        raise NotImplementedError
+
+
+@TOPOLOGIES.register("bus")
+class Bus(Topology):
+    """Every endpoint on one shared medium (node 'bus'); a transfer occupies the whole bus."""
+
+    shared_medium = True
+
+    def add_links(self, graph, endpoints, n_tiles, cfg):
         graph.add_node("bus", kind="bus")
         graph.add_edges_from(("bus", e) for e in endpoints)
-    elif cfg.topology == "mesh":
+
+
+@TOPOLOGIES.register("mesh")
+class Mesh(Topology):
+    """Endpoints on a 2-D grid (dpu and gbuf first, then the tiles), 4-neighbour links."""
+
+    def add_links(self, graph, endpoints, n_tiles, cfg):
         width = cfg.mesh_columns or math.ceil(math.sqrt(len(endpoints)))
         for index, node in enumerate(endpoints):
             x, y = index % width, index // width
@@ -41,7 +57,13 @@ def build_graph(n_tiles: int, cfg: InterconnectConfig) -> nx.Graph:
                 graph.add_edge(node, endpoints[index - 1])
             if y > 0:
                 graph.add_edge(node, endpoints[index - width])
-    elif cfg.topology == "tree":
+
+
+@TOPOLOGIES.register("tree")
+class Tree(Topology):
+    """Tiles at the leaves of routers of arity ``tree_arity``; the root links dpu and gbuf."""
+
+    def add_links(self, graph, endpoints, n_tiles, cfg):
         level = [tile_node(i) for i in range(n_tiles)]
         depth = 0
         while True:
@@ -55,10 +77,26 @@ def build_graph(n_tiles: int, cfg: InterconnectConfig) -> nx.Graph:
             if len(level) == 1:
                 break
         graph.add_edges_from(((level[0], "dpu"), (level[0], "gbuf")))
-    elif cfg.topology == "custom":
+
+
+@TOPOLOGIES.register("custom")
+class Custom(Topology):
+    """Exactly the links listed in ``custom_links``."""
+
+    def add_links(self, graph, endpoints, n_tiles, cfg):
         graph.add_edges_from(cfg.custom_links)
-    else:  # pragma: no cover - the config forbids it
-        raise ConfigError(f"unknown interconnect topology {cfg.topology!r}")
+
+
+def topology(cfg: InterconnectConfig) -> Topology:
+    return TOPOLOGIES.get(cfg.topology)()
+
+
+def build_graph(n_tiles: int, cfg: InterconnectConfig) -> nx.Graph:
+    """The interconnect of ``n_tiles`` tiles plus 'dpu' and 'gbuf'."""
+    graph = nx.Graph()
+    endpoints = ["dpu", "gbuf"] + [tile_node(i) for i in range(n_tiles)]
+    graph.add_nodes_from(endpoints, kind="endpoint")
+    topology(cfg).add_links(graph, endpoints, n_tiles, cfg)
     check_reachable(graph, n_tiles)
     return graph
 

@@ -21,19 +21,30 @@ from archsim.learning.quantizer import Quantizer
 class CommitReport:
     """What storing one layer's updated weights cost.
 
-    ``changed`` marks the devices (weights) whose level changed and were written;
-    ``pulses`` is the number of programming pulses each of them took (None: one pulse per
-    write, the ideal device); ``energy_j`` is the programming energy in joules (0 when the
-    store has no device model and the hardware model prices the writes itself).
+    ``changed`` marks the weights whose level changed (the change list sent to the tiles);
+    ``pulses`` is the number of programming pulses each of them took, all its devices
+    together (None: one pulse per write, the ideal device); ``energy_j`` is the programming
+    energy in joules (0 when the store has no device model and the hardware model prices the
+    writes itself). A device model may add, per changed weight in the same order as
+    ``pulses``: ``pulse_steps``, the pulse-and-verify steps when its devices (both of a
+    differential pair) are pulsed in the same step, i.e. the largest pulse count of its
+    devices (None: ``pulses``); ``stuck``, True where no device of the weight could be
+    programmed (all stuck: a level change, not a write); ``index``, ``np.flatnonzero(changed)``
+    already computed, so readers need not scan the whole layer again.
     """
 
     changed: np.ndarray
     pulses: np.ndarray | None = None
     energy_j: float = 0.0
+    pulse_steps: np.ndarray | None = None
+    stuck: np.ndarray | None = None
+    index: np.ndarray | None = None
 
     @property
     def writes(self) -> int:
-        return int(np.count_nonzero(self.changed))
+        """Weights written: level changes minus those whose devices were all stuck."""
+        stuck = 0 if self.stuck is None else int(np.count_nonzero(self.stuck))
+        return int(np.count_nonzero(self.changed)) - stuck
 
 
 class WeightStore(Protocol):

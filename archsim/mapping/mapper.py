@@ -2,7 +2,8 @@
 
 A layer's weight matrix (n_in, n_out) is cut into ``ceil(n_in / R)`` row blocks (inputs on the
 word lines) and ``ceil(n_out / w)`` column blocks, where ``w`` weight columns fit a tile
-(differential: C/2, reference: C - 1). Every block is one tile; the partial sums of the row
+(the weight encoding says how many: :mod:`archsim.hw.encoding`; differential C/2,
+reference C - 1). Every block is one tile; the partial sums of the row
 blocks of a column block are accumulated digitally in the DPU. Tiles are numbered layer by
 layer, row block major. Utilisation counts the cells that hold weights (differential: two per
 weight) against the cells of the allocated tiles and of the whole chip.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from archsim.errors import MappingError
+from archsim.hw.encoding import weight_encoding
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -68,7 +70,7 @@ class NetworkMapping:
     def utilisation(self) -> dict:
         cells_per_tile = self.rows * self.cols
         used_cells = self.weight_cells()
-        cpw = 2 if self.encoding == "differential" else 1
+        cpw = weight_encoding(self.encoding).cols_per_weight
         weights = sum(layer.n_in * layer.n_out for layer in self.layers)
         return {
             "tiles_used": self.tiles_used,
@@ -102,7 +104,7 @@ class NetworkMapping:
 
 def weights_per_tile_row(cols: int, encoding: str) -> int:
     """Weight columns (outputs) one tile holds."""
-    return cols // 2 if encoding == "differential" else cols - 1
+    return weight_encoding(encoding).weights_per_tile(cols)
 
 
 def tiles_needed(sizes: tuple[int, ...] | list[int], rows: int, cols: int, encoding: str) -> int:
@@ -120,7 +122,8 @@ def map_network(
     """Split every layer over tiles; raise MappingError when the chip has too few tiles."""
     if rows < 1 or cols < 2:
         raise MappingError(f"tiles of {rows}x{cols} cells cannot hold a signed weight; use at least 1x2")
-    per = weights_per_tile_row(cols, encoding)
+    layout = weight_encoding(encoding)
+    per = layout.weights_per_tile(cols)
     needed = tiles_needed(sizes, rows, cols, encoding)
     if tiles_available is not None and needed > tiles_available:
         shape = "-".join(str(s) for s in sizes)
@@ -137,10 +140,9 @@ def map_network(
             for c in range(cb):
                 rows_used = min(rows, n_in - r * rows)
                 outputs = min(per, n_out - c * per)
-                phys = 2 * outputs if encoding == "differential" else outputs + 1
-                layer.tiles.append(
-                    TileAssignment(next_id, index, r, c, r * rows, rows_used, c * per, outputs, phys)
-                )
+                layer.tiles.append(TileAssignment(
+                    next_id, index, r, c, r * rows, rows_used, c * per, outputs,
+                    layout.physical_cols(outputs)))
                 next_id += 1
         layers.append(layer)
     return NetworkMapping(rows, cols, encoding, layers, tiles_available or needed)
@@ -152,5 +154,4 @@ def check_network_fits(config) -> NetworkMapping | None:
     hw = config.hardware
     if hw is None:
         return None
-    sizes = (784, *config.model.hidden, 10)
-    return map_network(sizes, hw.tile.rows, hw.tile.cols, hw.weight_encoding, hw.tile.count)
+    return map_network(config.model.layer_sizes, hw.tile.rows, hw.tile.cols, hw.weight_encoding, hw.tile.count)

@@ -46,7 +46,7 @@ MEMORY_ROWS = [
     ("paper_formula", "paper's formula: weights x (device bits + hidden bits)", "bits"),
     ("paper_formula_bnn", "paper's formula for the BNN design", "bits"),
 ]
-_LAYER_KEY = re.compile(r"^layer(\d+)\.(writes|pulses(\d+)|g(\d+)_s)$")
+_LAYER_KEY = re.compile(r"^layer(\d+)\.(writes|pulses(\d+)|g(\d+)_s|programs(\d+))$")
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -286,7 +286,8 @@ def latency_section(doc: Document, summary: dict[str, Any]) -> None:
 
 # -- writes and endurance -----------------------------------------------------------------------
 def per_device_counts(devices: Mapping[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
-    """``layer<i>`` -> writes (kind 'writes') or ``layer<i> plane <j>`` -> pulses ('pulses')."""
+    """``layer<i>`` -> writes per weight (kind 'writes') or ``layer<i> plane <j>`` -> pulses
+    ('pulses') or writes (program operations, 'programs') per device."""
     found = []
     for key in devices:
         match = _LAYER_KEY.match(key)
@@ -297,6 +298,8 @@ def per_device_counts(devices: Mapping[str, np.ndarray], kind: str) -> dict[str,
             found.append(((layer, 0), f"layer{layer}", key))
         elif kind == "pulses" and plane is not None:
             found.append(((layer, int(plane)), f"layer{layer} plane{plane}", key))
+        elif kind == "programs" and match.group(5) is not None:
+            found.append(((layer, int(match.group(5))), f"layer{layer} plane{match.group(5)}", key))
     return {label: np.asarray(devices[key]) for _, label, key in sorted(found)}
 
 
@@ -316,11 +319,15 @@ def writes_section(doc: Document, summary: dict[str, Any], config: dict[str, Any
     device = device_config(config)
     unit = str((device or {}).get("endurance_unit", "writes"))
     counts = per_device_counts(devices, "pulses") if devices and unit == "pulses" else {}
+    per = "device"
     if counts:
         quantity = "programming pulses"
     else:
-        counts = per_device_counts(devices, "writes") if devices else {}
         quantity = "writes"
+        counts = per_device_counts(devices, "programs") if devices else {}
+        if not counts:  # runs without a device model (or older folders): writes per weight
+            counts = per_device_counts(devices, "writes") if devices else {}
+            per = "weight"
         if unit == "pulses":
             doc.para("The device wears per pulse but devices.npz holds no pulse counts; writes are shown.")
     if not counts:
@@ -329,11 +336,10 @@ def writes_section(doc: Document, summary: dict[str, Any], config: dict[str, Any
     finite = device is not None and device.get("endurance_model") == "lognormal"
     median = float(device.get("endurance_median_cycles", 1e6)) if finite else None
     sigma = float(device.get("endurance_sigma_ln", 0.0)) if finite else 0.0
-    per = "device" if quantity == "programming pulses" else "weight"
     doc.figure(write_histogram(counts, quantity, per, median, sigma), "writes",
                f"Histogram of {quantity} per {per} (log y), stacked by layer; dotted: the most-written "
                f"{per}; dashed: median endurance (shaded: 16th-84th percentile), when finite.")
-    if quantity == "writes" and device is not None and device.get("mapping", "differential") == "differential":
+    if per == "weight" and device is not None and device.get("mapping", "differential") == "differential":
         doc.para("A write is one level change of a weight (`layer*.writes` in devices.npz); with the "
                  "differential mapping each weight is a pair of devices and each of them is programmed at "
                  "most once per write, so these counts bound each device's writes from above.")

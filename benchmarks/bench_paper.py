@@ -140,11 +140,10 @@ def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchC
     rngs = seed_streams(config.seed)
     kwargs = {}
     if config.hardware is not None:
-        from archsim.devices import make_device_store
         from archsim.engine import build_architecture
 
         arch = build_architecture(config)
-        kwargs = {"store_factory": make_device_store, "observer": arch.observer, "mvm": arch.mvm}
+        kwargs = {"store_factory": arch.store_factory, "observer": arch.observer, "mvm": arch.mvm}
     learner = build_learner(config, rngs["init"], rngs["device"], **kwargs)
     built = time.perf_counter() - start
     learner.train_epochs(

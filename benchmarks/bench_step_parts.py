@@ -22,7 +22,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archsim.devices import make_device_store  # noqa: E402
 from archsim.engine import build_architecture  # noqa: E402
 from archsim.experiment import build_learner, seed_streams  # noqa: E402
 from archsim.learning.network import softmax_cross_entropy  # noqa: E402
@@ -47,7 +46,7 @@ def main() -> None:
     config = paper_config(1000, args.hw)
     arch = build_architecture(config)
     rngs = seed_streams(0)
-    learner = build_learner(config, rngs["init"], rngs["device"], make_device_store, arch.observer, arch.mvm)
+    learner = build_learner(config, rngs["init"], rngs["device"], arch.store_factory, arch.observer, arch.mvm)
     x, y = mnist(100)
     learner.train_batch(x, y)  # simulates the schedule's phases once
     weights = learner.current_weights()

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from archsim.config import RunConfig, load_run_config  # noqa: E402
 from archsim.experiment import build_learner, lr_schedule_for, seed_streams, to_unit_float  # noqa: E402
 from archsim.data import load_split  # noqa: E402
+from benchmarks.common import best_time  # noqa: E402
 
 WORKLOAD = "paper-mnist-fmnist"
 
@@ -123,12 +124,7 @@ def gemm_seconds_per_batch(hidden: int, batch: int, repeats: int = 20) -> float:
         x.T @ d1  # weight gradient layer 1
 
     products()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        products()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return best_time(products, repeats)
 
 
 def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchClock) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,16 +25,13 @@ from archsim.engine import build_architecture  # noqa: E402
 from archsim.experiment import build_learner, seed_streams  # noqa: E402
 from archsim.learning.network import softmax_cross_entropy  # noqa: E402
 from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
+from benchmarks.common import best_time  # noqa: E402
 
 
 def best_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Best of ``repeats`` calls after one warm-up call, in milliseconds."""
     fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
+    return best_time(fn, repeats) * 1e3
 
 
 def main() -> None:

@@ -101,3 +101,15 @@ def test_fused_level_index_and_commit_match_numpy(levels):
         np.testing.assert_array_equal(store.write_counts()[0], counts)
         np.testing.assert_array_equal(store.level_index[0], new)
         np.testing.assert_array_equal(store.read(0), q.values.astype(np.float32)[new])
+
+
+def test_fused_sign_matches_numpy_where():
+    from archsim.learning.network import sign
+
+    x = np.random.default_rng(3).normal(size=(50, 70)).astype(np.float32)
+    x.reshape(-1)[:7] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45]
+    expected = np.where(x >= 0, np.float32(1.0), np.float32(-1.0))
+    got = sign(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(sign(x[:, ::3]), expected[:, ::3])  # non-contiguous input

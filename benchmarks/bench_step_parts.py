@@ -5,8 +5,8 @@
 Times (best of ``--repeats``, so the least disturbed by other processes) every part of one
 784-4096-10 qnn-meta training step of batch 100 in isolation, next to the plain matrix
 product x @ W1 of the same step: the circuit model's forward/backward products, the device
-store's read and commit (write-verify), the fused optimiser + meta-function, the quantiser,
-the network's element-wise work and the engine's schedule of one batch.
+store's read and commit (write-verify), the fused optimiser + meta-function, the quantiser
+and the engine's schedule of one batch (the last as a difference of two timings).
 """
 
 from __future__ import annotations
@@ -65,8 +65,6 @@ def main() -> None:
         ("optimiser + meta layer 1 (Adam.update, fused)", best_ms(
             lambda: opt.update(0, hidden.copy(), grads.weights[0], learner.meta), r)),
         ("quantiser level index layer 1", best_ms(lambda: learner.store.quantizer.level_index(hidden), r)),
-        ("network forward, element-wise part", best_ms(lambda: learner.net.forward(x, weights), r)
-         - best_ms(lambda: mvm.forward(0, x, weights[0]), r)),
         ("schedule + ledger of one batch (observer.on_train_batch)", best_ms(
             lambda: arch.observer.on_train_batch(100, [store.commit(0, hidden), store.commit(1, learner.net.hidden[1])]), r)
          - best_ms(lambda: store.commit(0, hidden), r)),

@@ -113,3 +113,16 @@ def test_fused_sign_matches_numpy_where():
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(sign(x[:, ::3]), expected[:, ::3])  # non-contiguous input
+
+
+def test_kernels_called_from_several_threads_at_once_agree():
+    """Threaded callers (e.g. Dask workers with several threads) take turns on the kernels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    q = Quantizer.from_config(4)
+    w = np.random.default_rng(5).normal(0, 0.6, size=(300, 200)).astype(np.float32)
+    expected = reference_level_index(q, w)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: q.level_index(w), range(16)))
+    for got in results:
+        np.testing.assert_array_equal(got, expected)

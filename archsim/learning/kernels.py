@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -47,10 +50,18 @@ def _thread_budget() -> int:
 THREADS = _thread_budget()
 
 
-def use_thread_budget() -> None:
-    """Apply the budget in the calling thread (numba's thread count is per calling thread)."""
-    if numba.get_num_threads() != THREADS:
-        numba.set_num_threads(THREADS)
+_LAUNCH = threading.Lock()
+
+
+@contextmanager
+def kernel_launch() -> Iterator[None]:
+    """Around every kernel call: the thread budget, applied in the calling thread (numba's
+    thread count is per calling thread), and one launch at a time per process (the work
+    queue must not be entered by two Python threads at once, e.g. threaded Dask workers)."""
+    with _LAUNCH:
+        if numba.get_num_threads() != THREADS:
+            numba.set_num_threads(THREADS)
+        yield
 
 
 @numba.njit(**_JIT)

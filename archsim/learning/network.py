@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from archsim.learning.kernels import sign_into, use_thread_budget
+from archsim.learning.kernels import kernel_launch, sign_into
 
 
 class Mvm(Protocol):
@@ -174,8 +174,8 @@ def sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = +1, so every activation is one of two values."""
     out = np.empty(x.shape, dtype=x.dtype)
     if x.dtype.kind == "f":
-        use_thread_budget()
-        sign_into(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        with kernel_launch():
+            sign_into(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     else:
         out[...] = np.where(x >= 0, 1, -1)
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.learning.kernels import use_thread_budget, adam_step
+from archsim.learning.kernels import adam_step, kernel_launch
 
 MetaFactor = Callable[[np.ndarray], np.ndarray]
 
@@ -92,22 +92,22 @@ class Adam:
             meta_mode = 2
         correction1 = 1.0 - self.beta1**self.steps
         correction2 = 1.0 - self.beta2**self.steps
-        use_thread_budget()
-        adam_step(
-            param.reshape(-1),
-            grad.reshape(-1),
-            state.first.reshape(-1),
-            state.second.reshape(-1),
-            factor.reshape(-1),
-            meta_mode,
-            np.float32(self.weight_decay),
-            np.float32(self.beta1),
-            np.float32(1.0 - self.beta1),
-            np.float32(self.beta2),
-            np.float32(1.0 - self.beta2),
-            np.float32(1.0 / np.sqrt(correction2)),
-            np.float32(self.eps),
-            np.float32(self.lr * lr_scale / correction1),
-            np.float32(self.lr * lr_scale * decoupled_decay),
-            np.float32(0.0 if clip is None else clip),
-        )
+        with kernel_launch():
+            adam_step(
+                param.reshape(-1),
+                grad.reshape(-1),
+                state.first.reshape(-1),
+                state.second.reshape(-1),
+                factor.reshape(-1),
+                meta_mode,
+                np.float32(self.weight_decay),
+                np.float32(self.beta1),
+                np.float32(1.0 - self.beta1),
+                np.float32(self.beta2),
+                np.float32(1.0 - self.beta2),
+                np.float32(1.0 / np.sqrt(correction2)),
+                np.float32(self.eps),
+                np.float32(self.lr * lr_scale / correction1),
+                np.float32(self.lr * lr_scale * decoupled_decay),
+                np.float32(0.0 if clip is None else clip),
+            )

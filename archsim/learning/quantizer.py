@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.learning.kernels import use_thread_budget, uniform_level_index
+from archsim.learning.kernels import kernel_launch, uniform_level_index
 
 
 def uniform_levels(levels: int) -> np.ndarray:
@@ -68,10 +68,10 @@ class Quantizer:
             if hidden.dtype not in (np.float32, np.float64):
                 hidden = hidden.astype(np.float64)
             index = np.empty(hidden.shape, dtype=dtype)
-            use_thread_budget()
-            uniform_level_index(
-                np.ascontiguousarray(hidden).reshape(-1), *self.uniform_constants(), index.reshape(-1)
-            )
+            with kernel_launch():
+                uniform_level_index(
+                    np.ascontiguousarray(hidden).reshape(-1), *self.uniform_constants(), index.reshape(-1)
+                )
             return index
         return np.searchsorted(self.thresholds, hidden, side="right").astype(dtype)
 

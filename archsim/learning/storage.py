@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from archsim.learning.kernels import use_thread_budget, uniform_commit
+from archsim.learning.kernels import kernel_launch, uniform_commit
 from archsim.learning.quantizer import Quantizer
 
 
@@ -98,16 +98,16 @@ class QuantizedStore:
         """Write the levels that changed; the weights array is refreshed in place."""
         changed = np.empty(hidden.shape, dtype=bool)
         if self.quantizer.uniform_step is not None and hidden.dtype == np.float32:
-            use_thread_budget()
-            uniform_commit(
-                np.ascontiguousarray(hidden).reshape(-1),
-                *self.quantizer.uniform_constants(),
-                self._level_values,
-                self.level_index[layer].reshape(-1),
-                self._weights[layer].reshape(-1),
-                self._counts[layer].reshape(-1),
-                changed.reshape(-1),
-            )
+            with kernel_launch():
+                uniform_commit(
+                    np.ascontiguousarray(hidden).reshape(-1),
+                    *self.quantizer.uniform_constants(),
+                    self._level_values,
+                    self.level_index[layer].reshape(-1),
+                    self._weights[layer].reshape(-1),
+                    self._counts[layer].reshape(-1),
+                    changed.reshape(-1),
+                )
             return CommitReport(changed=changed)
         new_index = self.quantizer.level_index(hidden)
         np.not_equal(new_index, self.level_index[layer], out=changed)

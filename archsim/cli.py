@@ -1,4 +1,4 @@
-"""Command line: ``archsim run | memory | report | sweep``.
+"""Command line: ``archsim run | memory | report | sweep | select | table | validate``.
 
 Every user error ends as one line ``archsim: error: ...`` on stderr and the exit code of its
 kind (see README, "Exit codes"); ``--debug`` shows the traceback instead.
@@ -109,10 +109,12 @@ def run(
 
 
 def print_accuracy(summary: dict) -> None:
-    """Accuracy matrix as a small table on stdout."""
-    matrix = summary["accuracy"]
+    """Accuracy matrix as a small table on stdout (validation when the test set was not scored)."""
+    matrix, label = summary["accuracy"], "accuracy (%)"
+    if not matrix:
+        matrix, label = summary["validation_accuracy"], "validation (%)"
     tasks = list(matrix[list(matrix)[-1]])
-    typer.echo("accuracy (%)   " + "  ".join(f"{t:>14}" for t in tasks))
+    typer.echo(f"{label:<15}" + "  ".join(f"{t:>14}" for t in tasks))
     for after, row in matrix.items():
         cells = "  ".join(f"{100 * row[t]:14.2f}" if t in row else f"{'':>14}" for t in tasks)
         typer.echo(f"{after:<15}{cells}")
@@ -137,6 +139,45 @@ def memory(
 
 
 @app.command()
+def select(
+    sweep_dir: Annotated[Path, typer.Argument(metavar="SWEEP_DIR", help="Finished selection sweep folder.")],
+) -> None:
+    """Apply the validation-only selection rule (docs/learning-rules.md) to a finished sweep
+    and print every setting's margins and the chosen one."""
+    from archsim.metrics.reproduction import format_selection, read_sweep, select_setting
+
+    results = read_sweep(sweep_dir)
+    chosen, ranked = select_setting(results)
+    typer.echo(format_selection(results, chosen, ranked))
+
+
+@app.command()
+def table(
+    kind: Annotated[str, typer.Argument(help="'seeds' (results/paper-seeds.csv) or 'memory' (results/memory-matched.csv).")],
+    sweep_dirs: Annotated[list[Path], typer.Argument(metavar="SWEEP_DIR...", help="Finished sweep folders.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV.")] = False,
+) -> None:
+    """Turn finished sweeps into a committed results table, one row per run (seeds) or per
+    network (memory), each with the archsim run command that reproduces it."""
+    from archsim.errors import ConfigError
+    from archsim.io import atomic_write_text
+    from archsim.metrics import reproduction
+
+    makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table}
+    if kind not in makers:
+        raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds' or 'memory'")
+    if out.exists() and not force:
+        raise OutputError(f"--out {out}: file exists; pass --force to replace it")
+    probe_writable(out.parent, f"--out {out}")
+    frame = makers[kind](sweep_dirs)
+    atomic_write_text(out, frame.to_csv(index=False, float_format="%.2f", lineterminator="\n"))
+    if kind == "seeds":
+        typer.echo(reproduction.seeds_summary(frame))
+    typer.echo(f"{len(frame)} rows: {out}")
+
+
+@app.command()
 def report(
     run_dir: Annotated[
         Path,
@@ -157,6 +198,35 @@ def report(
 
     path = make_report(run_dir, out, format_)
     typer.echo(f"report: {path}")
+
+
+@app.command()
+def validate(
+    designs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Validation YAMLs (default: every design in hwconfigs/validation/)."),
+    ] = None,
+) -> None:
+    """Rebuild published designs and print published / simulated / ratio per headline figure."""
+    from archsim.errors import ConfigError
+    from archsim.validate import load_design, predict, shipped_designs
+    from archsim.validate.predict import checks_of
+    from archsim.validate.table import render
+
+    paths = designs or shipped_designs()
+    if not paths:
+        raise ConfigError("no validation designs found; give validation YAML files")
+    results = []
+    for design in (load_design(p) for p in paths):
+        prediction = predict(design)
+        results.append((design, prediction, checks_of(design, prediction)))
+    typer.echo(render(results))
+    failed = sum(not c.passed for _, _, checks in results for c in checks)
+    if failed:
+        raise ArchsimError(
+            f"{failed} validated figure(s) outside their tolerance (FAIL rows above); fix the "
+            "model or document the deviation in the design's YAML"
+        )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -15,7 +15,9 @@ import numpy as np
 from archsim.config import RunConfig
 from archsim.config.workload import TaskConfig
 from archsim.data import load_split
+from archsim.learning.batchnorm import RunningStatistics
 from archsim.learning.network import IdealMvm, Mlp, Mvm
+from archsim.learning.precision import FixedPointHidden
 from archsim.learning.optimizer import Adam
 from archsim.learning.storage import FloatStore, QuantizedStore, WeightStore
 from archsim.learning.trainer import (
@@ -47,10 +49,18 @@ def to_unit_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
-def load_task_data(task: TaskConfig, data_dir: str | None, validation_size: int) -> TaskData:
-    """Split the training set into train / validation (last N images) and load the test set."""
+def load_task_data(
+    task: TaskConfig, data_dir: str | None, validation_size: int, with_test: bool = True
+) -> TaskData:
+    """Split the training set into train / validation (last N images) and load the test set.
+
+    ``with_test=False`` never reads the test set (its arrays are empty).
+    """
     train_images, train_labels = load_split(task.dataset, "train", data_dir)
-    test_images, test_labels = load_split(task.dataset, "test", data_dir)
+    if with_test:
+        test_images, test_labels = load_split(task.dataset, "test", data_dir)
+    else:
+        test_images, test_labels = train_images[:0], train_labels[:0]
     n_train = train_images.shape[0] - validation_size
     train_end = n_train if task.train_limit is None else min(n_train, task.train_limit)
     test_end = test_images.shape[0] if task.test_limit is None else task.test_limit
@@ -93,6 +103,7 @@ def build_learner(
     store_factory: StoreFactory = ideal_store,
     observer: TrainingObserver | None = None,
     mvm: Mvm | None = None,
+    rounding_rng: np.random.Generator | None = None,
 ) -> Learner:
     """Network, weight store, optimizer and meta-function as the configuration says."""
     sizes = config.model.layer_sizes
@@ -104,6 +115,12 @@ def build_learner(
         sign_hidden=config.model.activation == "sign",
     )
     net.mvm = mvm or IdealMvm()
+    if config.model.batchnorm_eval == "running":
+        net.bn_stats = RunningStatistics.create(sizes)
+    rounding = hidden_weight_rounding(config, rounding_rng)
+    if rounding is not None:  # the DPU holds the initial weights in its format too
+        for hidden in net.hidden:
+            rounding(hidden)
     opt_cfg = config.learning.optimizer
     optimizer = Adam(
         lr=opt_cfg.lr,
@@ -121,8 +138,22 @@ def build_learner(
         hidden_clip=config.learning.hidden_clip,
         decoupled_decay=opt_cfg.decoupled_weight_decay,
         bn_trainable=bn_trainable(config.model.bn_affine, net.n_layers),
+        hidden_rounding=rounding,
         observer=observer or TrainingObserver(),
     )
+
+
+def hidden_weight_rounding(
+    config: RunConfig, rng: np.random.Generator | None
+) -> FixedPointHidden | None:
+    """The k-bit fixed-point format of the hidden weights, None for float32."""
+    learning, bits = config.learning, config.hidden_weight_bits
+    if bits is None or learning.rule == "float32":
+        return None
+    stochastic = learning.hidden_rounding == "stochastic"
+    if stochastic and rng is None:
+        rng = seed_streams(config.seed)["rounding"]
+    return FixedPointHidden(bits, learning.hidden_weight_range, stochastic, rng)
 
 
 def bn_trainable(mode: str, n_layers: int) -> tuple[bool, ...]:
@@ -182,16 +213,18 @@ def train_sequence(
         for seen in tasks[: index + 1]:
             if config.model.bn_per_task:
                 learner.net.load_batch_norm_state(bn_states[seen.name])
-            accuracy[key][seen.name] = learner.evaluate(seen.test_x, seen.test_y, config.eval_batch_size)
+            if seen.test_x.shape[0] > 0:
+                accuracy[key][seen.name] = learner.evaluate(seen.test_x, seen.test_y, config.eval_batch_size)
             if seen.val_x.shape[0] > 0:
                 validation[key][seen.name] = learner.evaluate(seen.val_x, seen.val_y, config.eval_batch_size)
         learner.net.load_batch_norm_state(current)
+    accuracy = {key: row for key, row in accuracy.items() if row}  # empty: test not evaluated
     return accuracy, validation, losses, wall
 
 
 def seed_streams(seed: int) -> dict[str, np.random.Generator]:
     """Independent generators per purpose, so adding draws to one never shifts another."""
-    names = ("init", "shuffle", "device")
+    names = ("init", "shuffle", "device", "rounding")  # append only: earlier streams keep their draws
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {name: np.random.default_rng(child) for name, child in zip(names, children)}
 
@@ -209,10 +242,13 @@ def run_experiment(
     (circuit effects on the matrix products) attach the hardware; the defaults are ideal.
     """
     tasks = [
-        load_task_data(t, config.data.data_dir, config.data.validation_size) for t in config.tasks
+        load_task_data(t, config.data.data_dir, config.data.validation_size, config.data.evaluate_test)
+        for t in config.tasks
     ]
     rngs = seed_streams(config.seed)
-    learner = build_learner(config, rngs["init"], rngs["device"], store_factory, observer, mvm)
+    learner = build_learner(
+        config, rngs["init"], rngs["device"], store_factory, observer, mvm, rngs["rounding"]
+    )
     accuracy, validation, losses, wall = train_sequence(config, learner, tasks, rngs["shuffle"], progress)
     result = RunResult(
         accuracy=accuracy,
@@ -242,6 +278,6 @@ def software_baseline(
     if store_factory is ideal_store and mvm is None:
         return accuracy
     rngs = seed_streams(config.seed)
-    baseline = build_learner(config, rngs["init"], rngs["device"])
+    baseline = build_learner(config, rngs["init"], rngs["device"], rounding_rng=rngs["rounding"])
     return train_sequence(config, baseline, tasks, rngs["shuffle"])[0]
 

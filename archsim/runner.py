@@ -47,8 +47,7 @@ class HardwareAttachment:
 
             # The device clock follows the engine's simulated time (drift ages devices).
             attachment.observer = DeviceClock(
-                arch.observer, attachment.stores,
-                lambda: arch.now_s, config.hardware.device.seconds_per_batch,
+                arch.observer, attachment.stores, lambda: arch.now_s
             )
         return attachment
 
@@ -104,14 +103,16 @@ def execute(
 
 def device_arrays(result: RunResult, store: Any | None) -> dict[str, np.ndarray]:
     """Per-device arrays saved with a run: write counts, and pulses / stuck masks of devices."""
-    arrays = {f"layer{i}.writes": counts for i, counts in enumerate(result.write_counts)}
+    from archsim.devices.arrays import smallest_unsigned
+
+    arrays = {f"layer{i}.writes": smallest_unsigned(counts) for i, counts in enumerate(result.write_counts)}
     if store is not None:
         for i, planes in enumerate(store.device_pulse_counts()):
             for j, pulses in enumerate(planes):
-                arrays[f"layer{i}.pulses{j}"] = pulses
+                arrays[f"layer{i}.pulses{j}"] = smallest_unsigned(pulses)
         for i, planes in enumerate(store.device_write_counts()):
             for j, programs in enumerate(planes):
-                arrays[f"layer{i}.programs{j}"] = programs
+                arrays[f"layer{i}.programs{j}"] = smallest_unsigned(programs)
         snapshot = store.conductance_snapshot()
         arrays.update({k: v for k, v in snapshot.items() if ".stuck" in k or ".g" in k or ".state" in k})
         arrays["state_g_s"] = snapshot["state_g_s"]

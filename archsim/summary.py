@@ -71,7 +71,7 @@ def rounded(value: Any) -> Any:
     return value
 
 
-ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation")
+ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation", "area_mm2")
 
 
 def build_summary(

@@ -28,7 +28,7 @@ def crossbar(sizes, rows, cols, input_bits, adc_bits, fraction, backward="digita
 def config(adc_bits: int, effects: bool = True) -> RunConfig:
     tree = {
         "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": 3000, "test_limit": 1000}],
-        "model": {"hidden": [128], "levels": 3, "init_width": 1.0},
+        "model": {"hidden": [128], "levels": 3, "init_width": 2.0},
         "learning": {"rule": "qnn-meta", "m_star": 0.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 0},
         "eval_batch_size": 500,

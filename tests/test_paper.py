@@ -58,7 +58,7 @@ def test_bnn_meta_retains_the_first_task_far_better_than_without_metaplasticity(
             WORKLOAD,
             overrides=[
                 "learning.rule=bnn-meta", f"learning.m_star={m}", "model.levels=2",
-                "model.hidden=[1024]", "model.init_width=0.1",
+                "model.hidden=[1024]", "model.init_width=0.2",
                 "learning.optimizer.weight_decay=1e-7",  # Laborieux et al.'s value
                 "tasks=[{name: mnist, dataset: mnist, epochs: 8}, {name: fashion, dataset: fashion-mnist, epochs: 8}]",
             ],

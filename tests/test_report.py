@@ -67,7 +67,8 @@ def test_cli_report_of_a_hardware_run(hw_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"report: {out / 'report.md'}"
     names = {p.name for p in out.iterdir()}
-    assert names == {"report.md", "accuracy.png", "energy.png", "latency.png", "writes.png", "conductance.png"}
+    assert names == {"report.md", "accuracy.png", "energy.png", "area.png", "latency.png", "writes.png",
+                     "conductance.png"}
     for name in names - {"report.md"}:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "report.md").read_text()
@@ -98,7 +99,8 @@ def test_run_report_is_deterministic_and_replaces_an_earlier_report(hw_run):
 def test_svg_format(hw_run, tmp_path):
     svg = make_report(hw_run, tmp_path / "svg", "svg").parent
     assert {p.name for p in svg.iterdir()} == {
-        "report.md", "accuracy.svg", "energy.svg", "latency.svg", "writes.svg", "conductance.png"}
+        "report.md", "accuracy.svg", "energy.svg", "area.svg", "latency.svg", "writes.svg",
+        "conductance.png"}
     # conductance.png: drawn by archsim.devices.plots, PNG only.
     assert "<dc:date>" not in (svg / "accuracy.svg").read_text()
     assert "](accuracy.svg)" in (svg / "report.md").read_text()

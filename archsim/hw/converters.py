@@ -132,6 +132,7 @@ class Adc(Component):
     latency_s: float = 9e-9
     full_scale_fraction: float | None = None
     auto_sigmas: float = 4.0
+    per_vector: bool = False  # slices integrated in the analog domain, one conversion per vector
     _rounds: dict[tuple[int, int, int], int] = field(default_factory=dict, repr=False)
 
     # ---- model hooks: a subclass registered in ADC_MODELS overrides these -----------------
@@ -149,7 +150,8 @@ class Adc(Component):
         return model("adc", clock_hz, {"convert": model.conversion_energy_j(cfg, cmos_scale)},
                      bits=cfg.bits, columns_per_adc=cfg.columns_per_adc,
                      latency_s=model.conversion_time_s(cfg),
-                     full_scale_fraction=cfg.full_scale_fraction, auto_sigmas=cfg.auto_sigmas)
+                     full_scale_fraction=cfg.full_scale_fraction, auto_sigmas=cfg.auto_sigmas,
+                     per_vector=cfg.conversion == "per_vector")
 
     # ---- costs -------------------------------------------------------------------------
     def adcs_for(self, lines: int) -> int:
@@ -168,6 +170,11 @@ class Adc(Component):
             adc_of_value = np.arange(values) * line_step // self.columns_per_adc
             rounds = self._rounds[key] = int(np.bincount(adc_of_value).max())
         return rounds
+
+    def conversions(self, slices: int) -> int:
+        """Conversions of one output for an input of ``slices`` slices (1 when the slices are
+        integrated in the analog domain, adc.conversion = 'per_vector')."""
+        return 1 if self.per_vector else slices
 
     def stage_cycles(self, rounds: int, slices: int) -> int:
         return cycles(slices * rounds * self.latency_s, self.clock_hz)

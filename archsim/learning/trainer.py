@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.config.workload import LearningConfig, ModelConfig
+from archsim.learning.batchnorm import frozen
 from archsim.learning.meta import TanhMeta
 from archsim.learning.network import Mlp, softmax_cross_entropy
 from archsim.learning.optimizer import Adam, MetaFactor
@@ -67,6 +68,7 @@ class Learner:
     hidden_clip: float | None = None
     decoupled_decay: float = 0.0
     bn_trainable: tuple[bool, ...] | None = None
+    hidden_rounding: Callable[[np.ndarray], None] | None = None
     observer: TrainingObserver = field(default_factory=TrainingObserver)
 
     def current_weights(self) -> list[np.ndarray]:
@@ -86,6 +88,8 @@ class Learner:
                 3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay,
                 self.hidden_clip,
             )
+            if self.hidden_rounding is not None:  # k-bit fixed-point hidden weights
+                self.hidden_rounding(hidden)
             if self.bn_trainable is None or self.bn_trainable[layer]:
                 self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
                 self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)
@@ -121,7 +125,12 @@ class Learner:
         return losses
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-        """Fraction of correct predictions; batch-norm uses each batch's statistics."""
+        """Fraction of correct predictions; batch-norm uses each batch's statistics, or the
+        stored running statistics when the network keeps them (then per image)."""
+        with frozen(self.net.bn_stats):
+            return self._evaluate(x, y, batch_size)
+
+    def _evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
         correct = 0
         # Near-equal batches, so no tiny last batch distorts its own batch statistics.
         n_batches = max(1, round(x.shape[0] / batch_size))

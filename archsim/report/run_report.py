@@ -41,8 +41,10 @@ MEMORY_ROWS = [
     ("batchnorm", "batch-norm parameters", "bits"),
     ("buffers", "activation buffers", "bits"),
     ("total", "total", "bits"),
-    ("bnn_equivalent", "BNN design (784-4096-4096-10, 1-bit devices + 32-bit hidden)", "bits"),
-    ("optimizer_state", "not counted: optimizer (Adam) state", "bits"),
+    ("bnn_equivalent", "BNN design (network and source: bnn_network, bnn_source)", "bits"),
+    ("optimizer_state", "optimizer (Adam) state, not in total", "bits"),
+    ("total_with_optimizer", "total with optimizer state", "bits"),
+    ("bnn_equivalent_with_optimizer", "BNN design with optimizer state", "bits"),
     ("paper_formula", "paper's formula: weights x (device bits + hidden bits)", "bits"),
     ("paper_formula_bnn", "paper's formula for the BNN design", "bits"),
 ]
@@ -242,6 +244,25 @@ def energy_section(doc: Document, summary: dict[str, Any]) -> None:
         doc.table(["component", *phases], [
             [c, *(eng(grid[c][p], "J", 3) if p in grid[c] else "–" for p in phases)] for c in sorted(grid)
         ])
+
+
+def area_section(doc: Document, summary: dict[str, Any]) -> None:
+    """Chip area by component (summary ``area_mm2``, archsim/hw/area.py)."""
+    from archsim.report.plots import bar_panels
+
+    area = summary.get("area_mm2")
+    if not isinstance(area, Mapping):
+        return
+    by_component = dict(sorted(numeric_map(area.get("by_component")).items(), key=lambda kv: (-kv[1], kv[0])))
+    if not by_component:
+        return
+    doc.heading(3, "Chip area")
+    doc.figure(bar_panels([("area by component", by_component, "area (mm^2)", "", True)]), "area",
+               "Silicon area (mm^2) by component; labels give the share of the total.")
+    total = sum(by_component.values())
+    doc.table(["component", "mm^2", "share (%)"], [
+        [k, f"{v:.4g}", f"{100 * v / total:.2f}" if total > 0 else "–"] for k, v in by_component.items()
+    ] + [["total", f"{total:.4g}", "100.00"]])
 
 
 # -- latency ------------------------------------------------------------------------------------
@@ -457,14 +478,18 @@ def memory_section(doc: Document, summary: dict[str, Any]) -> None:
             v = values[key]
             rows.append([label, f"`{key}`", num(v), kind, "" if kind == "count" else f"{v / 8 / 2**20:.3f}"])
     for key in sorted(values):
-        if key not in shown and not key.endswith("saving") and key not in ("saving_vs_bnn", "hidden_bits"):
+        if key not in shown and "saving" not in key and key != "hidden_bits":
             rows.append([key, f"`{key}`", num(values[key]), "", ""])
     doc.table(["part", "key", "value", "unit", "MiB"], rows)
     facts = []
     if "saving_vs_bnn" in values:
         facts.append(f"saving vs BNN = bnn_equivalent / total = **{values['saving_vs_bnn']:.4g}x**")
+    if "saving_vs_bnn_with_optimizer" in values:
+        facts.append(f"with optimizer state on both sides: {values['saving_vs_bnn_with_optimizer']:.4g}x")
     if "paper_formula_saving" in values:
         facts.append(f"with the paper's formula: {values['paper_formula_saving']:.4g}x")
+    if isinstance(memory, Mapping) and isinstance(memory.get("bnn_source"), str):
+        facts.append(f"BNN design {memory.get('bnn_network', '')}: {memory['bnn_source']}")
     if "hidden_bits" in values:
         facts.append(f"hidden-weight precision: {num(values['hidden_bits'])} bits")
     if isinstance(memory, Mapping) and isinstance(memory.get("formula"), str):
@@ -504,6 +529,7 @@ def write_run_report(run_dir: Path, out: Path, formats: Sequence[str]) -> Path:
             doc.bullets([f"Note: {n}." for n in notes])
         accuracy_section(doc, summary, task_names(config))
         energy_section(doc, summary)
+        area_section(doc, summary)
         latency_section(doc, summary)
         writes_section(doc, summary, config, devices)
         conductance_section(doc, devices)

@@ -73,8 +73,10 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
 
         # execute() returns (summary, result, ...); only the summary is stored.
         summary = execute(RunConfig.model_validate(config), show_progress=False)[0]
+        from archsim.provenance import code_commit
+
         return {"status": "ok", "error": "", "wall_time_s": time.perf_counter() - start,
-                "metrics": flatten(summary)}
+                "metrics": {**flatten(summary), "code_commit": code_commit()}}
     except InterruptedRun:  # SIGTERM of a serial sweep stops the sweep, not just the point
         raise
     except Exception as exc:  # recorded, the sweep goes on

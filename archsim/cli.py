@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archsim.errors import ArchsimError, InterruptedRun, OutputError
+from archsim.errors import ArchsimError, IncompleteRun, InterruptedRun, OutputError
 
 app = typer.Typer(
     add_completion=False,
@@ -35,34 +35,10 @@ def _global_options(
 
 
 def default_out_dir(name: str) -> Path:
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """runs/<name>-<time>, with the name reduced to a safe single path component."""
+    from archsim.output import sanitized_name
 
-
-def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to overwrite earlier results unless asked; prove the parent is writable.
-
-    Checked before any training, so a long run is never lost to an unwritable path.
-    """
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder; choose another path")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(
-            f"--out {out}: folder already holds results; choose a new folder or pass --force to replace it"
-        )
-    probe_writable(out.parent, f"--out {out}")
-
-
-def probe_writable(folder: Path, what: str) -> None:
-    """Create (if needed) ``folder`` and a scratch file in it, or raise a one-line OutputError."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".archsim-probe-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise OutputError(f"{what}: cannot write in {folder} ({reason}); choose a writable folder") from None
+    return Path("runs") / f"{sanitized_name(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @app.command()
@@ -96,14 +72,23 @@ def run(
     overrides = list(set_ or [])
     if data_dir is not None:
         overrides.append(f"data.data_dir={data_dir}")
+    from archsim.limits import check_run_memory
+    from archsim.output import check_run_target
+
     config = load_run_config(workload, hw, overrides, seed)
     out_dir = out if out is not None else default_out_dir(config.name)
-    check_out_dir(out_dir, force)
-    if trace is not None:
-        if config.hardware is None:
-            raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
-        probe_writable(trace.parent, f"--trace {trace}")
-    summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace)
+    if trace is not None and config.hardware is None:
+        raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
+    check_run_memory(config)
+    check_run_target(out_dir, force, trace)
+    try:
+        summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace, force=force)
+    except IncompleteRun as exc:
+        if exc.accuracy:
+            print_accuracy({"accuracy": exc.accuracy})
+        raise
+    for warning in summary.get("warnings", []):
+        typer.echo(f"archsim: warning: {warning}", err=True)
     print_accuracy(summary)
     typer.echo(f"results: {out_dir}")
 
@@ -116,7 +101,11 @@ def print_accuracy(summary: dict) -> None:
     tasks = list(matrix[list(matrix)[-1]])
     typer.echo(f"{label:<15}" + "  ".join(f"{t:>14}" for t in tasks))
     for after, row in matrix.items():
-        cells = "  ".join(f"{100 * row[t]:14.2f}" if t in row else f"{'':>14}" for t in tasks)
+        cells = "  ".join(
+            f"{100 * row[t]:14.2f}" if isinstance(row.get(t), (int, float))
+            else f"{'n/a' if t in row else '':>14}"
+            for t in tasks
+        )
         typer.echo(f"{after:<15}{cells}")
 
 
@@ -167,9 +156,9 @@ def table(
     makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table}
     if kind not in makers:
         raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds' or 'memory'")
-    if out.exists() and not force:
-        raise OutputError(f"--out {out}: file exists; pass --force to replace it")
-    probe_writable(out.parent, f"--out {out}")
+    from archsim.output import check_file_target
+
+    check_file_target(out, force, "--out")
     frame = makers[kind](sweep_dirs)
     atomic_write_text(out, frame.to_csv(index=False, float_format="%.2f", lineterminator="\n"))
     if kind == "seeds":

@@ -96,6 +96,9 @@ def load_run_config(
         tree["seed"] = seed
     config = validate(RunConfig, tree, str(workload_path))
     if config.hardware is not None:
+        from archsim.limits import check_run_memory
+
+        check_run_memory(config)  # before the mapping below builds one object per tile
         # A network that does not fit is a load-time error, before any data is read.
         from archsim.mapping import check_network_fits
 

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archsim.config.base import StrictModel
+from archsim.config.base import StrictModel, check_float32
 
 SigmaSpec = float | list[float]
 
@@ -202,6 +202,7 @@ class DeviceConfig(StrictModel):
                 raise ValueError("sigma must be a finite number")
             if v < 0:
                 raise ValueError(f"sigma must be >= 0 (a standard deviation), got {v}")
+        check_float32(values, "sigma")
         return value
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archsim.config.base import StrictModel
+from archsim.config.base import StrictModel, check_float32
 
 DatasetName = Literal["mnist", "fashion-mnist"]
 RuleName = Literal["qnn-meta", "bnn-meta", "float32"]
@@ -125,6 +125,7 @@ class ModelConfig(StrictModel):
                 raise ValueError("level_values must be finite numbers")
             if any(b <= a for a, b in zip(values, values[1:])):
                 raise ValueError("level_values must be strictly increasing")
+            check_float32(values, "level_values", increasing=True)
         return self
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from archsim.errors import DataError
+from archsim.io import read_json
 from archsim.report.markdown import Document, eng, num, pct, staged_output
 
 PHASE_ORDER = ["forward", "backward", "update", "write", "eval"]
@@ -55,7 +56,7 @@ _LAYER_KEY = re.compile(r"^layer(\d+)\.(writes|pulses(\d+)|g(\d+)_s|programs(\d+
 def load_summary(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "summary.json"
     try:
-        data = json.loads(path.read_text())
+        data = read_json(path)  # bounded size and nesting
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: corrupt JSON (line {exc.lineno}: {exc.msg}); rerun 'archsim run' to rewrite it"
@@ -76,9 +77,14 @@ def load_config(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:
     if not path.is_file():
         notes.append("config.yaml is missing: task order, epochs and endurance are unknown")
         return None
+    from archsim.config.loader import InputTooLarge, load_yaml_text
+    from archsim.limits import MAX_CONFIG_BYTES
+
     try:
-        tree = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputTooLarge(f"larger than {MAX_CONFIG_BYTES} bytes")
+        tree = load_yaml_text(path.read_text())  # bounded depth and aliases
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputTooLarge) as exc:
         notes.append(f"config.yaml cannot be read ({type(exc).__name__}): epochs and endurance are unknown")
         return None
     if not isinstance(tree, dict):

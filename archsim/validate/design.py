@@ -33,6 +33,7 @@ Metric = Literal[
     "mvm_latency_s",
     "chip_tops",
     "chip_gops_per_mm2",
+    "chip_area_mm2",
 ]
 
 

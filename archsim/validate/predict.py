@@ -44,7 +44,9 @@ def predict(design: Design) -> Prediction:
     e_mvm = sum(by_component.values())
     n = op_point.crossbars_per_unit
     unit_ops_per_s = n * op_point.ops_per_mvm / interval_s
-    unit_power = n * e_mvm / interval_s + op_point.unit_extra_power_w
+    # tile leakage (hardware.tile.leakage_w) is static power of the modelled periphery, as the
+    # engine charges it per powered tile
+    unit_power = n * (e_mvm / interval_s + chip.leakage_w["tile"]) + op_point.unit_extra_power_w
     unit_area = n * tile_area(chip).total_um2 / UM2_PER_MM2 + op_point.unit_extra_area_mm2
     chip_ops = unit_ops_per_s * op_point.units
     chip_area = unit_area * op_point.units + op_point.chip_extra_area_mm2
@@ -56,6 +58,7 @@ def predict(design: Design) -> Prediction:
         "mvm_latency_s": latency_s,
         "chip_tops": chip_ops / 1e12,
         "chip_gops_per_mm2": chip_ops / 1e9 / chip_area,
+        "chip_area_mm2": chip_area,
     }
     return Prediction(metrics, by_component)
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from archsim.learning.kernels import kernel_launch, sign_into
+
 
 class Mvm(Protocol):
     """How a layer's matrix products are computed (ideal BLAS or a crossbar model)."""
@@ -142,11 +144,16 @@ class Mlp:
             grad_pre = batch_norm_backward(
                 delta * self.gamma[layer], cache.normalized, cache.inv_std
             )
-            grad_w[layer] = cache.inputs.T @ grad_pre
+            grad_w[layer] = weight_gradient(cache.inputs, grad_pre)
             if layer > 0:
                 grad_act = self.mvm.backward(layer, grad_pre, weights[layer])
                 delta = activation_backward(grad_act, caches[layer - 1].bn_out, self.sign_hidden)
         return Gradients(grad_w, grad_gamma, grad_beta)
+
+
+def weight_gradient(inputs: np.ndarray, grad_pre: np.ndarray) -> np.ndarray:
+    """d(loss)/dW = inputs^T grad_pre: the digital unit's outer-product accumulation."""
+    return inputs.T @ grad_pre
 
 
 def batch_normalize(pre: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +181,13 @@ def batch_norm_backward(
 
 def sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = +1, so every activation is one of two values."""
-    return np.where(x >= 0, np.float32(1.0), np.float32(-1.0)).astype(x.dtype, copy=False)
+    out = np.empty(x.shape, dtype=x.dtype)
+    if x.dtype.kind == "f":
+        with kernel_launch():
+            sign_into(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    else:
+        out[...] = np.where(x >= 0, 1, -1)
+    return out
 
 
 def activation_backward(grad: np.ndarray, pre_activation: np.ndarray, sign_hidden: bool) -> np.ndarray:

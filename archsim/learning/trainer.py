@@ -13,7 +13,7 @@ import numpy as np
 
 from archsim.config.workload import LearningConfig, ModelConfig
 from archsim.learning.batchnorm import frozen
-from archsim.learning.meta import bnn_meta_factor, qnn_meta_factor
+from archsim.learning.meta import TanhMeta
 from archsim.learning.network import Mlp, softmax_cross_entropy
 from archsim.learning.optimizer import Adam, MetaFactor
 from archsim.learning.quantizer import Quantizer
@@ -47,10 +47,9 @@ def make_meta_factor(learning: LearningConfig, quantizer: Quantizer | None) -> M
     """The meta-function of the rule; None where no step is ever attenuated."""
     if learning.rule == "float32" or learning.m_star == 0 or quantizer is None:
         return None
-    m_star = learning.m_star
     if learning.rule == "bnn-meta":
-        return lambda hidden: bnn_meta_factor(hidden, m_star)
-    return lambda hidden: qnn_meta_factor(hidden, quantizer, m_star)
+        return TanhMeta(learning.m_star)
+    return TanhMeta(learning.m_star, quantizer)
 
 
 def cosine_lr_scale(progress: float, final_fraction: float) -> float:
@@ -86,10 +85,9 @@ class Learner:
         for layer in range(self.net.n_layers):
             hidden = self.net.hidden[layer]
             self.optimizer.update(
-                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay
+                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay,
+                self.hidden_clip,
             )
-            if self.hidden_clip is not None:
-                np.clip(hidden, -self.hidden_clip, self.hidden_clip, out=hidden)
             if self.hidden_rounding is not None:  # k-bit fixed-point hidden weights
                 self.hidden_rounding(hidden)
             if self.bn_trainable is None or self.bn_trainable[layer]:

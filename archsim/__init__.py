@@ -1,4 +1,4 @@
-"""archsim: cycle-level simulator of memristive in-memory-computing chips that learn on chip.
+"""archsim: event-driven, transaction-level simulator of memristive in-memory-computing chips that learn on chip.
 
 Python API (the command line does the same)::
 

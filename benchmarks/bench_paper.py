@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archsim.config import RunConfig, load_run_config  # noqa: E402
-from archsim.experiment import build_learner, lr_schedule_for, seed_streams, to_unit_float  # noqa: E402
+from archsim.data.tasks import to_unit_float  # noqa: E402
+from archsim.experiment import build_learner, lr_schedule_for, seed_streams  # noqa: E402
 from archsim.data import load_split  # noqa: E402
 from benchmarks.common import best_time  # noqa: E402
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from archsim.config.hardware import AdcConfig, DacConfig
+from archsim.learning.kernels import JIT_OPTIONS, kernel_launch
 from archsim.hw.base import Component, ceil_div, cycles
 from archsim.hw.registry import Registry
 
@@ -75,6 +77,25 @@ def adc_quantize(p: np.ndarray, bits: int, full_scale: float) -> np.ndarray:
     p += np.float32(0.5)
     p *= lsb
     return p
+
+
+@numba.njit(**JIT_OPTIONS)
+def _adc_quantize_into(partial: np.ndarray, out: np.ndarray, half: np.float32, lsb: np.float32,
+                       add: bool) -> None:
+    """Per element the float32 operations of :func:`adc_quantize` in its order (divide,
+    floor, clip, + 1/2, times lsb; NaN passes the clip as in np.clip), then written to
+    ``out`` (``add`` False, ``out`` may be ``partial``) or added to it: one pass instead of
+    six. Flat C-contiguous float32 arrays."""
+    low, high = -half, half - np.float32(1.0)
+    for i in numba.prange(partial.size):
+        q = np.floor(partial[i] / lsb)
+        if q < low:
+            q = low
+        elif q > high:
+            q = high
+        q = (q + np.float32(0.5)) * lsb
+        out[i] = out[i] + q if add else q
+
 
 
 @dataclass
@@ -192,6 +213,26 @@ class Adc(Component):
         """Clip and quantise partial sums of ``lines`` driven lines, in place (any shape:
         every tile's partial sums of a layer at once)."""
         return adc_quantize(partial, self.bits, self.full_scale(lines, x_max, w_max))
+
+    def quantize_into(self, partial: np.ndarray, out: np.ndarray, add: bool, lines: int,
+                      x_max: float, w_max: float) -> None:
+        """``out = quantize(partial)`` (``add`` False; ``out`` may be ``partial``) or
+        ``out += quantize(partial)``: the DPU accumulating converted partial sums. Bit-identical
+        to :meth:`quantize` then the numpy add; fused into one pass when the model keeps the
+        base transform, else through the model's :meth:`quantize`."""
+        fused = (type(self).quantize is Adc.quantize and partial.dtype == out.dtype == np.float32
+                 and partial.flags.c_contiguous and out.flags.c_contiguous)
+        if fused:
+            half = 2 ** (self.bits - 1)
+            lsb = np.float32(self.full_scale(lines, x_max, w_max) / half)
+            with kernel_launch():
+                _adc_quantize_into(partial.reshape(-1), out.reshape(-1), np.float32(half), lsb, add)
+            return
+        self.quantize(partial, lines, x_max, w_max)
+        if add:
+            out += partial
+        elif out is not partial:
+            out[...] = partial
 
 
 @ADC_MODELS.register("sar")

@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 _JIT = {"cache": True, "nogil": True, "parallel": True, "fastmath": False}
+JIT_OPTIONS = _JIT  # for kernels elsewhere in archsim (archsim/hw/converters.py)
 
 # numba's OpenMP layer spin-waits between kernels and then competes with OpenBLAS's threads
 # for the same cores (measured: 8 ms of CPU and 40 ms of wall for a 3.2 M-weight Adam step on

@@ -273,7 +273,7 @@ def test_drift_shrinks_conductances_with_time():
     assert np.abs(store.read(0)).sum() < before
     with pytest.raises(ValueError):
         store.advance_time_s(-1)
-    store.advance_time(1.0)  # the alias an engine clock hook may call
+    store.advance_time(1.0)  # the alias
     assert store.now_s == 1001.0
 
 

@@ -14,8 +14,9 @@ duration, chosen in this order:
    verify_time_s)`` summed over its commit reports (0 for evaluation batches) -- the only
    duration the device model knows by itself.
 
-The policy is :meth:`DeviceStore.tick_batch`'s, so an engine that calls
-``store.tick_batch(now_s)`` after every batch itself (``Architecture.on_clock``) gets the same.
+The policy is :meth:`DeviceStore.tick_batch`'s; in ``archsim run`` this class is the one
+ticker (``runner.HardwareAttachment`` wraps the engine's observer with it, following
+``Architecture.now_s``), so ``device.seconds_per_batch`` is applied once per batch.
 
 Devices written in a batch are stamped with the clock at the end of the batch's compute (the
 commit), before the batch's duration is added: ages are exact to one batch.

@@ -91,7 +91,7 @@ class DeviceStore:
             raise ValueError(f"time cannot go backwards (got {seconds} s)")
         self._now_s += float(seconds)
 
-    advance_time = advance_time_s  # the name the engine's clock hook may use
+    advance_time = advance_time_s  # shorter alias for scripts and notebooks
 
     def tick_batch(self, simulated_now_s: float | None = None, programming_s: float = 0.0) -> None:
         """Advance the clock after one batch (``docs/devices.md`` §4a): by

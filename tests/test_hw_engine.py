@@ -136,3 +136,73 @@ def test_simulated_clock_advances_with_every_batch():
     arch.engine.eval_batch(100)
     assert 0 < after_train < arch.now_s
     assert arch.now_s == pytest.approx(arch.engine.time_ps * 1e-12)
+
+
+def _reference_account_write(ledger, chip, network, writes, device_energy_j, phase="write"):
+    """The per-tile loop account_write replaced (kept here as the reference)."""
+    from archsim.interconnect.topology import tile_node
+
+    wv = chip.write
+    for w in writes:
+        bits = wv.message_bits(w.changes)
+        hops = network.route("dpu", tile_node(w.tile_id)).hops
+        ledger.add("sram", "read_bit", phase, bits)
+        ledger.add("interconnect", "bit_hop", phase, bits * hops, network.transfer_cycles(bits, hops) * hops)
+        ledger.add("programming", "program", phase, 0, wv.program_cycles(w.steps))
+    pulses = sum(w.pulses for w in writes)
+    if pulses:
+        if device_energy_j > 0:
+            ledger.add("programming", "pulse_device", phase, pulses)
+        else:
+            ledger.add("programming", "pulse", phase, pulses)
+            ledger.add("programming", "verify_cell", phase, pulses)
+        ledger.add("adc", "verify_convert", phase, pulses)
+    if device_energy_j > 0:
+        ledger.add_extra_energy("programming", "pulse_device", phase, device_energy_j)
+
+
+def _reference_write_time_ps(chip, network, writes):
+    from archsim.engine.dataflow import write_order
+    from archsim.interconnect.topology import tile_node
+
+    now = finish = 0
+    for w in write_order(chip, writes):
+        hops = network.route("dpu", tile_node(w.tile_id)).hops
+        now += network.transfer_cycles(chip.write.message_bits(w.changes), hops) * network.period_ps
+        finish = max(finish, now + chip.write.program_cycles(w.steps) * chip.period_ps["crossbar"])
+    return max(now, finish)
+
+
+@pytest.mark.parametrize("hw", [
+    {},
+    {"interconnect": {"topology": "tree", "tree_arity": 4}},
+    {"interconnect": {"topology": "bus"}, "programming": {"row_parallel": False}},
+])
+def test_column_write_accounting_equals_the_per_tile_loop(hw):
+    """account_write / write_time_ps as column sums give the per-tile loop's integers exactly
+    (ties in the longest-first order included), with and without a device energy."""
+    import numpy as np
+
+    from archsim.engine.dataflow import TileWrite, account_write, write_time_ps
+    from archsim.engine.ledger import Ledger
+
+    arch = build_architecture(hil_config("fast", **hw))
+    chip, network = arch.chip, arch.engine.network
+    n_tiles = arch.engine.mapping.tiles_available
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        k = int(rng.integers(0, n_tiles + 1))
+        tiles = rng.permutation(n_tiles)[:k]
+        steps = rng.integers(1, 4 if trial % 2 else 400, size=k)  # few values: many ties
+        writes = [TileWrite(int(t), int(c), int(p), int(s)) for t, c, p, s in
+                  zip(tiles, rng.integers(1, 5000, size=k), rng.integers(1, 90000, size=k), steps)]
+        energy = 0.0 if trial % 3 == 0 else float(rng.random() * 1e-6)
+        got, want = Ledger(), Ledger()
+        account_write(got, chip, network, writes, energy)
+        _reference_account_write(want, chip, network, writes, energy)
+        assert (dict(got.counts), dict(got.busy_cycles), dict(got.extra_energy)) == \
+            (dict(want.counts), dict(want.busy_cycles), dict(want.extra_energy))
+        assert list(got.counts) == list(want.counts)  # same keys in the same order
+        assert all(type(v) is int for v in [*got.counts.values(), *got.busy_cycles.values()])
+        time_ps = write_time_ps(chip, network, writes)
+        assert time_ps == _reference_write_time_ps(chip, network, writes) and type(time_ps) is int

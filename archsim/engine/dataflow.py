@@ -29,6 +29,7 @@ import math
 from collections.abc import Generator
 from dataclasses import dataclass
 
+import numpy as np
 import simpy
 
 from archsim.engine.ledger import Ledger
@@ -358,18 +359,47 @@ def write_order(chip: Chip, writes: list[TileWrite]) -> list[TileWrite]:
     return sorted(writes, key=lambda w: (-w.steps, w.tile_id))
 
 
+@dataclass(frozen=True)
+class WriteColumns:
+    """A write plan as integer columns, one entry per tile, in the plan's order: the ledger
+    totals and the write time are sums, a sort and a running sum over these (int64 numpy,
+    so every total is the integer the per-tile Python arithmetic gives)."""
+
+    tile_id: np.ndarray
+    pulses: np.ndarray
+    bits: np.ndarray  # change-list message bits
+    hops: np.ndarray  # links from the DPU to the tile
+    transfer_cycles: np.ndarray  # interconnect cycles of the message
+    program_cycles: np.ndarray  # crossbar cycles of the tile's pulse-and-verify steps
+    steps: np.ndarray
+
+    @classmethod
+    def of(cls, chip: Chip, network: Network, writes: list[TileWrite]) -> "WriteColumns":
+        n = len(writes)
+        tile_id = np.fromiter((w.tile_id for w in writes), dtype=np.int64, count=n)
+        changes = np.fromiter((w.changes for w in writes), dtype=np.int64, count=n)
+        pulses = np.fromiter((w.pulses for w in writes), dtype=np.int64, count=n)
+        steps = np.fromiter((w.steps for w in writes), dtype=np.int64, count=n)
+        wv = chip.write
+        bits = changes * (wv.address_bits + wv.level_bits)  # WriteVerify.message_bits
+        hops = network.tile_hops("dpu", tile_id)
+        transfer = -(-bits // network.width) + hops * network.hop_latency  # Network.transfer_cycles
+        return cls(tile_id, pulses, bits, hops, transfer, wv.program_cycles_of(steps), steps)
+
+
 def account_write(ledger: Ledger, chip: Chip, network: Network, writes: list[TileWrite],
                   device_energy_j: float, phase: str = "write") -> None:
-    """Ledger entries of a write phase (shared by the SimPy and the analytic schedule)."""
-    wv = chip.write
-    for w in writes:
-        bits = wv.message_bits(w.changes)
-        hops = network.route("dpu", tile_node(w.tile_id)).hops
-        ledger.add("sram", "read_bit", phase, bits)
-        ledger.add("interconnect", "bit_hop", phase, bits * hops,
-                   network.transfer_cycles(bits, hops) * hops)
-        ledger.add("programming", "program", phase, 0, wv.program_cycles(w.steps))
-    pulses = sum(w.pulses for w in writes)
+    """Ledger entries of a write phase (shared by the SimPy and the analytic schedule).
+
+    Per tile: the change list read from SRAM (bits), its bit-hops and link cycles, and the
+    tile's programming cycles; added as column sums (integers, so the same totals as adding
+    tile by tile)."""
+    cols = WriteColumns.of(chip, network, writes)
+    ledger.add("sram", "read_bit", phase, int(cols.bits.sum()))
+    ledger.add("interconnect", "bit_hop", phase, int((cols.bits * cols.hops).sum()),
+               int((cols.transfer_cycles * cols.hops).sum()))
+    ledger.add("programming", "program", phase, 0, int(cols.program_cycles.sum()))
+    pulses = int(cols.pulses.sum())
     if pulses:
         if device_energy_j > 0:
             # the device model's energy covers pulses and verify-read cell currents
@@ -384,13 +414,12 @@ def account_write(ledger: Ledger, chip: Chip, network: Network, writes: list[Til
 
 def write_time_ps(chip: Chip, network: Network, writes: list[TileWrite]) -> int:
     """Duration of the write phase without SimPy: transfers leave the DPU port one after
-    another (nothing else is on the network), each tile programs once its list arrived."""
-    px = chip.period_ps["crossbar"]
-    pn = network.period_ps
-    now = 0
-    finish = 0
-    for w in write_order(chip, writes):
-        hops = network.route("dpu", tile_node(w.tile_id)).hops
-        now += network.transfer_cycles(chip.write.message_bits(w.changes), hops) * pn
-        finish = max(finish, now + chip.write.program_cycles(w.steps) * px)
-    return max(now, finish)
+    another (nothing else is on the network) in :func:`write_order`, each tile programs once
+    its list arrived."""
+    if not writes:
+        return 0
+    cols = WriteColumns.of(chip, network, writes)
+    order = np.lexsort((cols.tile_id, -cols.steps))  # write_order: longest first, ties by id
+    arrived = np.cumsum(cols.transfer_cycles[order] * network.period_ps)
+    finish = arrived + cols.program_cycles[order] * chip.period_ps["crossbar"]
+    return int(max(arrived[-1], finish.max()))

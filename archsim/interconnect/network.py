@@ -22,9 +22,11 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 import simpy
 
 from archsim.hw.base import ceil_div
+from archsim.interconnect.topology import tile_node
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Network:
         self.period_ps = period_ps
         self._routes: dict[tuple[str, str], Route] = {}
         self._order: dict[tuple[str, str], int] = {}
+        self._tile_hops: dict[str, np.ndarray] = {}
 
     def route(self, src: str, dst: str) -> Route:
         key: tuple = (src, dst)
@@ -74,6 +77,16 @@ class Network:
                 links = tuple(sorted(zip(path[:-1], path[1:])))
             route = self._routes[key] = Route(links)
         return route
+
+    def tile_hops(self, src: str, tile_ids: np.ndarray) -> np.ndarray:
+        """Links of the route from ``src`` to each tile of ``tile_ids`` (int64 array; the
+        hops of :meth:`route`, tabulated once per source)."""
+        table = self._tile_hops.get(src)
+        top = int(tile_ids.max()) + 1 if tile_ids.size else 0
+        if table is None or table.size < top:
+            table = np.array([self.route(src, tile_node(t)).hops for t in range(top)], dtype=np.int64)
+            self._tile_hops[src] = table
+        return table[tile_ids]
 
     def multicast_route(self, src: str, dsts: tuple[str, ...]) -> Route:
         """The union of the routes from ``src`` to every destination (one shared medium on a bus)."""

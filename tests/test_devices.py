@@ -645,3 +645,90 @@ def test_same_seed_gives_the_draws_of_the_reference_implementation(name, levels,
     assert float(read.astype(np.float64).sum()) == read_sum
     assert int(planes[0].pulses.sum()) == pulses0
     assert pulses1 is None or int(planes[1].pulses.sum()) == pulses1
+
+
+# --------------------------------------------------------------------------- read-noise kernel
+def _numpy_read_noise(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The reference: what DeviceStore.read computed with numpy before the compiled kernel."""
+    out = np.empty(weights.shape, dtype=np.float32)
+    rng.standard_normal(out.shape, dtype=np.float32, out=out)
+    out *= std
+    out += weights
+    return out
+
+
+@pytest.mark.parametrize("shape, buffered", [((784, 4096), False), ((784, 4096), True), ((1,), True),
+                                             ((2,), False), ((3, 5), True), ((1001,), False)])
+def test_read_noise_kernel_gives_numpys_draws_and_generator_state(shape, buffered):
+    """Every float32 draw bit for bit, and the generator state after (the buffered half-word
+    included), over 3.2 M draws: ~1 % of them take the wedge branch, ~900 the tail."""
+    from archsim.devices.normal import fast_path_ok, scaled_normal_into
+
+    assert fast_path_ok()
+    init = np.random.default_rng(11)
+    weights = init.uniform(-1, 1, shape).astype(np.float32)
+    std = (init.random(shape, dtype=np.float32) * np.float32(0.05)).astype(np.float32)
+    std.ravel()[::7] = 0.0  # stuck-at-zero conductances: std 0 (and -0.0 draws)
+    ours, theirs = np.random.default_rng(5), np.random.default_rng(5)
+    for trial in range(2):
+        if buffered:  # a half-word left in the generator's buffer by an odd number of words
+            ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+        got = np.empty(shape, dtype=np.float32)
+        scaled_normal_into(ours, weights, std, got)
+        want = _numpy_read_noise(theirs, weights, std)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+        assert ours.bit_generator.state == theirs.bit_generator.state
+        assert ours.random() == theirs.random()  # the streams go on together
+    if weights.size > 10**6:
+        z = (want - weights)[std > 0] / std[std > 0]
+        assert np.count_nonzero(np.abs(z) > 3.6541528853610088) > 300  # the tail branch ran
+
+
+def test_read_noise_kernel_refills_words_mid_draw_and_falls_back_for_other_generators():
+    from archsim.devices.normal import _fill, scaled_normal_into
+
+    weights = np.linspace(-1, 1, 20_000, dtype=np.float32)
+    std = np.full(20_000, 0.1, dtype=np.float32)
+    for batch in (1, 2, 3, 7, 64):  # run out of 64-bit outputs every few draws
+        ours, theirs = np.random.default_rng(batch), np.random.default_rng(batch)
+        got = np.empty_like(weights)
+        _fill(ours, weights, std, got, refill_outputs=batch)
+        assert np.array_equal(got, _numpy_read_noise(theirs, weights, std))
+        assert ours.bit_generator.state == theirs.bit_generator.state
+    philox, reference = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
+    got = np.empty_like(weights)
+    scaled_normal_into(philox, weights, std, got)  # not a PCG64: numpy's own draws
+    assert np.array_equal(got, _numpy_read_noise(reference, weights, std))
+
+
+def test_ziggurat_tables_match_the_installed_numpy():
+    """The tables reproduce numpy's thresholds exactly: a magnitude just below ki[idx] is
+    accepted on one 32-bit word, ki[idx] itself is not (probed with crafted PCG64 states),
+    and a magnitude of 1 returns wi[idx] itself."""
+    from archsim.devices.normal import ziggurat_tables
+
+    ki, wi, _ = ziggurat_tables()
+    mult = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
+    inverse, mask = pow(mult, -1, 1 << 128), (1 << 128) - 1
+    bitgen = np.random.PCG64(0)
+    gen = np.random.Generator(bitgen)
+
+    def draw(word: int) -> tuple[float, int]:
+        """One float32 normal whose first word is ``word``; (value, words consumed)."""
+        state = bitgen.state
+        start = ((word - state["state"]["inc"]) * inverse) & mask  # next output (rotation 0) = word
+        state["state"]["state"], state["has_uint32"] = start, 0
+        bitgen.state = state
+        value = float(gen.standard_normal(1, dtype=np.float32)[0])
+        after, steps, s = bitgen.state, 0, start
+        while s != after["state"]["state"]:
+            s, steps = (s * mult + after["state"]["inc"]) & mask, steps + 1
+        return value, 2 * steps - after["has_uint32"]
+
+    for idx in range(256):
+        value, used = draw((1 << 9) | idx)
+        assert value == wi[idx] or idx == 1  # strip 1 has ki = 0: every draw enters the wedge
+        k = int(ki[idx])
+        if k > 0:
+            assert draw(((k - 1) << 9) | idx)[1] == 1
+        assert draw((k << 9) | idx)[1] > 1

@@ -1,0 +1,198 @@
+"""Read noise ``weights + std * z``, z drawn exactly as numpy's float32 ``standard_normal``.
+
+The device store draws 3.2 M standard normals per read of the paper's first layer. numpy
+draws a float32 standard normal by the ziggurat method of Marsaglia & Tsang (J. Stat. Softw.
+5(8), 2000) with 256 strips, one 32-bit word of the bit generator per draw in 99 % of cases;
+a PCG64 generator hands out each 64-bit output as two words, low half first. numpy calls the
+bit generator through a function pointer per word and then needs two more passes to scale
+and shift the draws; :func:`scaled_normal_into` instead takes the generator's 64-bit outputs
+in bulk from numpy (``PCG64.random_raw``), runs the same ziggurat on their words in one
+compiled loop that also writes ``weights + std * z``, and leaves the generator exactly where
+numpy's own fill would have left it (``PCG64.advance`` to the last output used, plus the
+buffered upper half-word). Every draw, every word consumed and the generator state after are
+those of ``rng.standard_normal(shape, dtype=np.float32)``; ``tests/test_devices.py`` compares
+them over millions of draws, including the rare wedge and tail branches.
+
+The ziggurat tables follow Marsaglia & Tsang's construction (r = 3.6541528853610088, strip
+area v = 4.92867323399e-3, 23-bit magnitudes); they, and this module's use of numpy's word
+order, are checked against the installed numpy once per process (:func:`fast_path_ok`): if
+numpy ever draws differently, or the generator is not a PCG64, the store falls back to
+numpy's own ``standard_normal``, which is always correct, only slower.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import numba
+import numpy as np
+
+_R = 3.6541528853610088  # right edge of the base strip
+_V = 4.92867323399e-3  # area of every strip
+_SCALE = float(1 << 23)  # magnitudes are 23-bit integers
+
+
+def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ki uint32, wi float32, fi float32): acceptance thresholds of the 23-bit magnitude,
+    strip widths per magnitude unit and the density at each strip edge, exp(-x^2/2)."""
+    ki = np.zeros(256, dtype=np.float64)
+    wi = np.zeros(256, dtype=np.float64)
+    fi = np.zeros(256, dtype=np.float64)
+    edge = outer = _R
+    f_r = math.exp(-0.5 * _R * _R)
+    base = _V / f_r  # width of the base strip including its tail
+    ki[0] = (_R / base) * _SCALE
+    wi[0] = base / _SCALE
+    wi[255] = _R / _SCALE
+    fi[0] = 1.0
+    fi[255] = f_r
+    for i in range(254, 0, -1):
+        edge = math.sqrt(-2.0 * math.log(_V / edge + math.exp(-0.5 * edge * edge)))
+        ki[i + 1] = (edge / outer) * _SCALE
+        outer = edge
+        fi[i] = math.exp(-0.5 * edge * edge)
+        wi[i] = edge / _SCALE
+    return np.round(ki).astype(np.uint32), wi.astype(np.float32), fi.astype(np.float32)
+
+
+_KI, _WI, _FI = ziggurat_tables()
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  # pragma: no cover - compiled
+    """Draw ``out[i] = weights[i] + std[i] * z`` for i = start, ... from the 32-bit ``words``.
+
+    ``pos`` is the next word; ``pos == -1`` means the next word is ``pending`` (the upper
+    half-word the generator buffered before this fill). Returns (next element, next word):
+    when the words run out inside element i, (i, the word at which i started), so the
+    caller can append words and continue.
+    """
+    n = out.size
+    nw = words.size
+    r_f = np.float32(3.6541528853610088)
+    inv_r_f = np.float32(0.27366123732975828)
+    to_unit = np.float32(1.0 / 16777216.0)
+    i = start
+    while i < n:
+        first = pos
+        z = np.float32(0.0)
+        done = False
+        while not done:
+            if pos >= nw:
+                return i, first
+            r = np.uint32(pending) if pos < 0 else words[pos]
+            pos += 1
+            idx = r & np.uint32(0xFF)
+            rabs = (r >> np.uint32(9)) & np.uint32(0x7FFFFF)
+            z = np.float32(rabs) * wi[idx]
+            if (r >> np.uint32(8)) & np.uint32(1):
+                z = -z
+            if rabs < ki[idx]:
+                done = True  # ~99 % of draws
+            elif idx == 0:  # the tail beyond r
+                while True:
+                    if pos + 1 >= nw:
+                        return i, first
+                    u1 = np.float32(words[pos] >> np.uint32(8)) * to_unit
+                    u2 = np.float32(words[pos + 1] >> np.uint32(8)) * to_unit
+                    pos += 2
+                    xx = -inv_r_f * np.float32(math.log1p(-u1))
+                    yy = -np.float32(math.log1p(-u2))
+                    if yy + yy > xx * xx:
+                        z = -(r_f + xx) if (rabs >> np.uint32(8)) & np.uint32(1) else r_f + xx
+                        done = True
+                        break
+            else:  # the wedge of strip idx
+                if pos >= nw:
+                    return i, first
+                u = np.float32(words[pos] >> np.uint32(8)) * to_unit
+                pos += 1
+                zz = np.float64(z)
+                if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * zz * zz):
+                    done = True
+        scaled = z * std[i]
+        out[i] = scaled + weights[i]
+        i += 1
+    return i, pos
+
+
+_CHECK_LOCK = threading.Lock()
+_CHECKED: list[bool] = []
+
+
+def fast_path_ok() -> bool:
+    """True when :func:`scaled_normal_into` reproduces this numpy's float32 standard normals
+    (checked once per process on 200 000 draws, the generator state after included)."""
+    with _CHECK_LOCK:
+        if not _CHECKED:
+            _CHECKED.append(_self_check())
+        return _CHECKED[0]
+
+
+def _self_check() -> bool:
+    n = 200_000
+    ones = np.ones(n, dtype=np.float32)
+    zeros = np.zeros(n, dtype=np.float32)
+    for seed in (2024, 7):
+        ours, theirs = np.random.Generator(np.random.PCG64(seed)), np.random.Generator(np.random.PCG64(seed))
+        theirs.random(1, dtype=np.float32)  # leave a buffered half-word, as between reads
+        ours.random(1, dtype=np.float32)
+        got = np.empty(n, dtype=np.float32)
+        _fill(ours, zeros, ones, got)
+        want = theirs.standard_normal(n, dtype=np.float32)
+        if not (np.array_equal(got.view(np.uint32), (want * ones + zeros).view(np.uint32))
+                and ours.bit_generator.state == theirs.bit_generator.state):
+            return False
+    return True
+
+
+def scaled_normal_into(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: np.ndarray) -> None:
+    """``out = weights + std * rng.standard_normal(out.shape, dtype=np.float32)``, float32,
+    the same draws and the same generator state after as that numpy expression (computed as
+    ``out = z; out *= std; out += weights``)."""
+    if type(rng.bit_generator) is np.random.PCG64 and out.size and fast_path_ok():
+        _fill(rng, weights, std, out)
+    else:
+        rng.standard_normal(out.shape, dtype=np.float32, out=out)
+        out *= std
+        out += weights
+
+
+def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: np.ndarray,
+          refill_outputs: int | None = None) -> None:
+    """The fast path (PCG64 only); ``refill_outputs`` (tests) sets the size of every batch of
+    64-bit outputs taken from the generator, to exercise running out of words mid-draw."""
+    bitgen = rng.bit_generator
+    flat_out = out.reshape(-1)
+    flat_std = np.ascontiguousarray(std, dtype=np.float32).reshape(-1)
+    flat_w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
+    # not under bitgen.lock: random_raw takes it itself (a Generator is not shared between
+    # threads anyway; the store draws from its own)
+    state = bitgen.state
+    pending = int(state["uinteger"]) if state["has_uint32"] else 0
+    pos = -1 if state["has_uint32"] else 0  # -1: the buffered half-word comes first
+    n = flat_out.size
+    outputs = refill_outputs or n // 2 + n // 64 + 64  # ~1.2 % of draws need a second word
+    words = bitgen.random_raw(outputs).view(np.uint32)
+    dropped = 0  # 64-bit outputs dropped from the front of ``words`` by refills
+    i = 0
+    while True:
+        i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, i, _KI, _WI, _FI)
+        if i == n:
+            break
+        # out of words inside element i: keep the words from its first on, append outputs
+        keep_from = max(pos, 0) // 2 * 2
+        extra = bitgen.random_raw(refill_outputs or n // 64 + 64).view(np.uint32)
+        words = np.concatenate((words[keep_from:], extra))
+        dropped += keep_from // 2
+        pos -= keep_from
+    # n >= 1, so pos >= 0: rewind to the state before the fill, advance over every 64-bit
+    # output touched and set the half-word buffer as numpy leaves it (an unused upper half is
+    # buffered; otherwise numpy keeps the last buffered value, stale, with the flag cleared)
+    bitgen.state = state
+    bitgen.advance(dropped + (pos + 1) // 2)
+    after = bitgen.state
+    after["has_uint32"] = pos % 2
+    after["uinteger"] = int(words[pos] if pos % 2 else words[pos - 1] if pos else pending)
+    bitgen.state = after

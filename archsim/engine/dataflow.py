@@ -360,46 +360,71 @@ def write_order(chip: Chip, writes: list[TileWrite]) -> list[TileWrite]:
 
 
 @dataclass(frozen=True)
-class WriteColumns:
-    """A write plan as integer columns, one entry per tile, in the plan's order: the ledger
-    totals and the write time are sums, a sort and a running sum over these (int64 numpy,
-    so every total is the integer the per-tile Python arithmetic gives)."""
+class WritePlan:
+    """The tiles with level changes in one batch, as int64 columns in plan order (the
+    schedule's write accounting works on these; SimPy and the trace take :meth:`tiles`)."""
 
     tile_id: np.ndarray
+    changes: np.ndarray
     pulses: np.ndarray
-    bits: np.ndarray  # change-list message bits
-    hops: np.ndarray  # links from the DPU to the tile
-    transfer_cycles: np.ndarray  # interconnect cycles of the message
-    program_cycles: np.ndarray  # crossbar cycles of the tile's pulse-and-verify steps
     steps: np.ndarray
 
     @classmethod
-    def of(cls, chip: Chip, network: Network, writes: list[TileWrite]) -> "WriteColumns":
+    def of(cls, writes: "list[TileWrite] | WritePlan") -> "WritePlan":
+        if isinstance(writes, WritePlan):
+            return writes
         n = len(writes)
-        tile_id = np.fromiter((w.tile_id for w in writes), dtype=np.int64, count=n)
-        changes = np.fromiter((w.changes for w in writes), dtype=np.int64, count=n)
-        pulses = np.fromiter((w.pulses for w in writes), dtype=np.int64, count=n)
-        steps = np.fromiter((w.steps for w in writes), dtype=np.int64, count=n)
+        return cls(*(np.fromiter((getattr(w, name) for w in writes), dtype=np.int64, count=n)
+                     for name in ("tile_id", "changes", "pulses", "steps")))
+
+    @classmethod
+    def empty(cls) -> "WritePlan":
+        return cls(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
+
+    def __len__(self) -> int:
+        return int(self.tile_id.size)
+
+    def tiles(self) -> list[TileWrite]:
+        return [TileWrite(int(t), int(c), int(p), int(s))
+                for t, c, p, s in zip(self.tile_id, self.changes, self.pulses, self.steps)]
+
+
+@dataclass(frozen=True)
+class WriteColumns:
+    """What a write plan costs per tile, as int64 columns in plan order: the ledger totals
+    and the write time are sums, a sort and a running sum over these, so every total is the
+    integer that adding tile by tile in Python gives."""
+
+    plan: WritePlan
+    bits: np.ndarray  # change-list message bits (WriteVerify.message_bits)
+    hops: np.ndarray  # links from the DPU to the tile
+    transfer_cycles: np.ndarray  # interconnect cycles of the message (Network.transfer_cycles)
+    program_cycles: np.ndarray  # crossbar cycles of the tile's pulse-and-verify steps
+
+    @classmethod
+    def of(cls, chip: Chip, network: Network, writes: "list[TileWrite] | WritePlan") -> "WriteColumns":
+        plan = WritePlan.of(writes)
         wv = chip.write
-        bits = changes * (wv.address_bits + wv.level_bits)  # WriteVerify.message_bits
-        hops = network.tile_hops("dpu", tile_id)
-        transfer = -(-bits // network.width) + hops * network.hop_latency  # Network.transfer_cycles
-        return cls(tile_id, pulses, bits, hops, transfer, wv.program_cycles_of(steps), steps)
+        bits = plan.changes * (wv.address_bits + wv.level_bits)
+        hops = network.tile_hops("dpu", plan.tile_id)
+        transfer = -(-bits // network.width) + hops * network.hop_latency
+        return cls(plan, bits, hops, transfer, wv.program_cycles_of(plan.steps))
 
 
-def account_write(ledger: Ledger, chip: Chip, network: Network, writes: list[TileWrite],
-                  device_energy_j: float, phase: str = "write") -> None:
+def account_write(ledger: Ledger, chip: Chip, network: Network,
+                  writes: "list[TileWrite] | WritePlan | WriteColumns", device_energy_j: float,
+                  phase: str = "write") -> None:
     """Ledger entries of a write phase (shared by the SimPy and the analytic schedule).
 
     Per tile: the change list read from SRAM (bits), its bit-hops and link cycles, and the
     tile's programming cycles; added as column sums (integers, so the same totals as adding
     tile by tile)."""
-    cols = WriteColumns.of(chip, network, writes)
+    cols = writes if isinstance(writes, WriteColumns) else WriteColumns.of(chip, network, writes)
     ledger.add("sram", "read_bit", phase, int(cols.bits.sum()))
     ledger.add("interconnect", "bit_hop", phase, int((cols.bits * cols.hops).sum()),
                int((cols.transfer_cycles * cols.hops).sum()))
     ledger.add("programming", "program", phase, 0, int(cols.program_cycles.sum()))
-    pulses = int(cols.pulses.sum())
+    pulses = int(cols.plan.pulses.sum())
     if pulses:
         if device_energy_j > 0:
             # the device model's energy covers pulses and verify-read cell currents
@@ -412,14 +437,14 @@ def account_write(ledger: Ledger, chip: Chip, network: Network, writes: list[Til
         ledger.add_extra_energy("programming", "pulse_device", phase, device_energy_j)
 
 
-def write_time_ps(chip: Chip, network: Network, writes: list[TileWrite]) -> int:
+def write_time_ps(chip: Chip, network: Network, writes: "list[TileWrite] | WritePlan | WriteColumns") -> int:
     """Duration of the write phase without SimPy: transfers leave the DPU port one after
     another (nothing else is on the network) in :func:`write_order`, each tile programs once
     its list arrived."""
-    if not writes:
+    cols = writes if isinstance(writes, WriteColumns) else WriteColumns.of(chip, network, writes)
+    if not len(cols.plan):
         return 0
-    cols = WriteColumns.of(chip, network, writes)
-    order = np.lexsort((cols.tile_id, -cols.steps))  # write_order: longest first, ties by id
+    order = np.lexsort((cols.plan.tile_id, -cols.plan.steps))  # write_order: longest first, ties by id
     arrived = np.cumsum(cols.transfer_cycles[order] * network.period_ps)
     finish = arrived + cols.program_cycles[order] * chip.period_ps["crossbar"]
     return int(max(arrived[-1], finish.max()))

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.engine.dataflow import ModelInfo, Sim, TileWrite, account_write, write_time_ps
+from archsim.engine.dataflow import (
+    ModelInfo, Sim, TileWrite, WriteColumns, WritePlan, account_write, write_time_ps,
+)
 from archsim.engine.ledger import Ledger
 from archsim.engine.trace import Tracer
 from archsim.hw.chip import Chip
@@ -84,6 +86,7 @@ class Engine:
     writes_total: int = 0
     pulses_total: int = 0
     group_tiles: bool = True  # one pair of stage processes per tile shape (identical totals)
+    _layer_tile_ids: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def now_s(self) -> float:
@@ -92,13 +95,18 @@ class Engine:
 
     # ---- data-dependent write plan --------------------------------------------------------
     def write_plan(self, commits: list[CommitReport]) -> tuple[list[TileWrite], float]:
-        """Per tile: changes, pulses and sequential pulse steps, from the commit reports.
+        """Per tile: changes, pulses and sequential pulse steps, from the commit reports."""
+        plan, energy = self.write_columns(commits)
+        return plan.tiles(), energy
+
+    def write_columns(self, commits: list[CommitReport]) -> tuple[WritePlan, float]:
+        """:meth:`write_plan` as int64 columns, and the device energy of the commits.
 
         Works on the changed weights only (np.flatnonzero), with bincount / maximum.at per
         tile and per (row, column block), so its cost follows the number of changes.
         """
         rows = self.mapping.rows
-        plan: list[TileWrite] = []
+        parts: list[tuple[np.ndarray, ...]] = []
         energy = 0.0
         row_parallel = self.chip.write.row_parallel
         for layer_map, report in zip(self.mapping.layers, commits):
@@ -125,20 +133,30 @@ class Engine:
                                     minlength=n_local).astype(np.int64)
             else:
                 steps = totals
-            for local in np.flatnonzero(changes):
-                tile = layer_map.tiles[int(local)]
-                plan.append(TileWrite(tile.tile_id, int(changes[local]), int(totals[local]), int(steps[local])))
+            local = np.flatnonzero(changes)
+            parts.append((self._tile_ids(layer_map)[local], changes[local].astype(np.int64),
+                          totals[local], steps[local]))
             self.writes_total += int(index.size)
             self.pulses_total += int(pulses.sum())
-        return plan, energy
+        if not parts:
+            return WritePlan.empty(), energy
+        return WritePlan(*(np.concatenate(column) for column in zip(*parts))), energy
+
+    def _tile_ids(self, layer_map) -> np.ndarray:
+        """Chip tile id of every tile of a layer, in its local (row block, column block) order."""
+        ids = self._layer_tile_ids.get(layer_map.layer)
+        if ids is None:
+            ids = self._layer_tile_ids[layer_map.layer] = np.array(
+                [tile.tile_id for tile in layer_map.tiles], dtype=np.int64)
+        return ids
 
     # ---- batches -------------------------------------------------------------------------
     def train_batch(self, batch: int, commits: list[CommitReport]) -> None:
-        plan, energy = self.write_plan(commits)
+        plan, energy = self.write_columns(commits)
         self._run("train", batch, TRAIN_PHASES, plan, energy)
 
     def eval_batch(self, batch: int) -> None:
-        self._run("eval", batch, ("eval",), [], 0.0)
+        self._run("eval", batch, ("eval",), WritePlan.empty(), 0.0)
 
     def _simulate(self, phases: list[str], batch: int, plan: list[TileWrite], device_energy: float,
                   ledger: Ledger, tracer: Tracer | None) -> dict[str, int]:
@@ -163,11 +181,11 @@ class Engine:
         sim.env.run()
         return durations
 
-    def _run(self, kind: str, batch: int, phases: tuple[str, ...], plan: list[TileWrite],
+    def _run(self, kind: str, batch: int, phases: tuple[str, ...], plan: WritePlan,
              device_energy: float) -> None:
         if self.traced < self.trace_batches:
             # replayed with a tracer only when a trace is written (see trace())
-            self.trace_log.append(TracedBatch(kind, self.stats[kind].batches, batch, phases, plan,
+            self.trace_log.append(TracedBatch(kind, self.stats[kind].batches, batch, phases, plan.tiles(),
                                               device_energy, self.time_ps))
             self.traced += 1
         if self.mode == "exact":
@@ -177,10 +195,11 @@ class Engine:
         batch_ledger = Ledger()
         if "write" in phases and "write" not in to_sim:
             # fast mode: the write phase from the commit reports, without SimPy
-            account_write(batch_ledger, self.chip, self.network, plan, device_energy)
-            batch_ledger.phase_time_ps["write"] += write_time_ps(self.chip, self.network, plan)
+            columns = WriteColumns.of(self.chip, self.network, plan)
+            account_write(batch_ledger, self.chip, self.network, columns, device_energy)
+            batch_ledger.phase_time_ps["write"] += write_time_ps(self.chip, self.network, columns)
         if to_sim:
-            durations = self._simulate(to_sim, batch, plan, device_energy, batch_ledger, None)
+            durations = self._simulate(to_sim, batch, plan.tiles(), device_energy, batch_ledger, None)
             for phase in to_sim:
                 batch_ledger.phase_time_ps[phase] += durations[phase]
                 if phase != "write" and (phase, batch) not in self.cache:

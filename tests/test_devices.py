@@ -732,3 +732,121 @@ def test_ziggurat_tables_match_the_installed_numpy():
         if k > 0:
             assert draw(((k - 1) << 9) | idx)[1] == 1
         assert draw((k << 9) | idx)[1] > 1
+
+
+# --------------------------------------------------------------------------- compiled loops
+def _reference_write_verify(plane, dev, target, state, model, rng):
+    """DevicePlane._write_verify as numpy code (before the compiled pulse loop): the reference."""
+    cfg = model.config
+    n = dev.size
+    g = plane.g[dev].astype(np.float64)
+    tgt = target.astype(np.float64)
+    gain = None if plane.gain is None else plane.gain[dev].astype(np.float64)
+    sigma = model.state_c2c[state] if model.state_c2c.any() else None
+    pulses = np.zeros(n, dtype=np.uint32)
+    tol = model.tolerance_s
+    pulse_g = verify_g = 0.0
+    pulse_count = 0
+    trapezoid = cfg.pulse_energy_conductance == "trapezoid"
+    pos = None
+    for _ in range(cfg.max_pulses):
+        if pos is None:
+            g_a, t_a = g, tgt
+            new = tgt.copy() if gain is None else g + gain * (tgt - g)
+            if sigma is not None:
+                new += sigma * rng.standard_normal(n)
+        else:
+            if pos.size == 0:
+                break
+            g_a, t_a = g[pos], tgt[pos]
+            new = t_a.copy() if gain is None else g_a + gain[pos] * (t_a - g_a)
+            if sigma is not None:
+                new += sigma[pos] * rng.standard_normal(pos.size)
+        np.maximum(new, 0.0, out=new)
+        total_new = float(new.sum())
+        pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
+        verify_g += total_new
+        outside = np.abs(new - t_a) > tol
+        if pos is None:
+            pulse_count += n
+            g[:] = new
+            pulses += np.uint32(1)
+            pos = np.flatnonzero(outside)
+        else:
+            pulse_count += int(pos.size)
+            g[pos] = new
+            pulses[pos] += np.uint32(1)
+            pos = pos[outside]
+    failures = int(pos.size)
+    if model.state_relax.any():
+        g += model.state_relax[state] * rng.standard_normal(n)
+        np.maximum(g, 0.0, out=g)
+    plane.g[dev] = g
+    return pulses, failures, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
+
+
+@pytest.mark.parametrize("device", [
+    dict(NOISY),
+    dict(NOISY, d2d_gain_sigma=0.0, pulse_energy_conductance="max"),
+    dict(c2c_sigma=0.0, max_pulses=3),
+    dict(NOISY, relaxation_sigma=0.02, max_pulses=1),
+    dict(NOISY, c2c_sigma=0.2, tolerance=0.001, max_pulses=5),  # many verify failures
+    dict(NOISY, mapping="reference"),
+])
+def test_compiled_write_verify_equals_the_numpy_loop(device):
+    """Conductances, pulses, failures, energy and the generator state after, bit for bit."""
+    import copy
+
+    store, _, _ = make_store(shape=(80, 70), **device)
+    model = store.model
+    for plane in store.layers[0].planes:
+        pick = np.random.default_rng(4)
+        dev = np.sort(pick.choice(plane.size, 3000, replace=False))
+        lv = pick.integers(0, model.targets[0].size, dev.size)
+        p = 0 if plane is store.layers[0].planes[0] else 1
+        target, state = model.targets[p][lv], model.state_of[p][lv]
+        ours, theirs = copy.deepcopy(plane), copy.deepcopy(plane)
+        rng_ours, rng_theirs = np.random.default_rng(9), np.random.default_rng(9)
+        got = ours._write_verify(dev, target, state, model, rng_ours)
+        want = _reference_write_verify(theirs, dev, target, state, model, rng_theirs)
+        assert np.array_equal(got[0], want[0]) and got[1:] == want[1:]
+        assert np.array_equal(ours.g.view(np.uint32), theirs.g.view(np.uint32))
+        assert rng_ours.bit_generator.state == rng_theirs.bit_generator.state
+
+
+def _reference_decode(store, layer, index):
+    """DeviceStore._decode as numpy code (before the compiled loop): weights and read std."""
+    model = store.model
+    lv = layer.levels.ravel() if index is None else layer.levels.ravel()[index]
+    deviation = np.zeros(lv.shape, dtype=np.float64)
+    for p, plane in enumerate(layer.planes):
+        g = plane.g if index is None else plane.g[index]
+        d = g.astype(np.float64) - model.targets[p][lv]
+        if p == 0:
+            deviation += d
+        else:
+            deviation -= d
+    w = (model.level_values32[lv] + deviation * model.weight_per_siemens).astype(np.float32)
+    sq = np.zeros(lv.shape, dtype=np.float64)
+    for plane in layer.planes:
+        g = (plane.g if index is None else plane.g[index]).astype(np.float64)
+        sq += g * g
+    std = (np.sqrt(sq) * (store.config.read_noise_sigma * model.weight_per_siemens)).astype(np.float32)
+    return w, std
+
+
+@pytest.mark.parametrize("device", [dict(NOISY), dict(NOISY, mapping="reference"), dict(c2c_sigma=0.05)])
+def test_compiled_decode_equals_the_numpy_formula(device):
+    store, hidden, _ = make_store(shape=(90, 50), **device)
+    layer = store.layers[0]
+    w, std = _reference_decode(store, layer, None)
+    assert np.array_equal(layer.weights.ravel().view(np.uint32), w.view(np.uint32))
+    if layer.read_std is not None:
+        assert np.array_equal(layer.read_std.ravel().view(np.uint32), std.view(np.uint32))
+    moved = hidden[0] + np.random.default_rng(2).normal(0, 0.4, hidden[0].shape).astype(np.float32)
+    index = store.commit(0, moved).index
+    assert index.size > 100
+    w, std = _reference_decode(store, layer, index)
+    assert np.array_equal(layer.weights.ravel()[index].view(np.uint32), w.view(np.uint32))
+    if layer.read_std is not None:
+        assert np.array_equal(layer.read_std.ravel()[index].view(np.uint32), std.view(np.uint32))

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.devices.kernels import pulse_step
 from archsim.devices.model import DeviceModel
+
+_EMPTY = np.zeros(0, dtype=np.float64)
+_EVERY = np.zeros(0, dtype=np.int64)  # positions placeholder: every device
 
 
 def smallest_unsigned(counts: np.ndarray) -> np.ndarray:
@@ -210,35 +214,26 @@ class DevicePlane:
         pulse_g = verify_g = 0.0  # sums over pulses of the conductance each one is priced at
         pulse_count = 0
         trapezoid = cfg.pulse_energy_conductance == "trapezoid"
-        pos = None  # None = every device (first pulse): no gather needed
+        gain_arr = _EMPTY if gain is None else gain
+        sigma_arr = _EMPTY if sigma is None else sigma
+        before, after = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+        outside = np.empty(n, dtype=np.int64)
+        pos = _EVERY  # the first pulse works on every device
+        count = n
         for _ in range(cfg.max_pulses):
-            if pos is None:
-                g_a, t_a = g, tgt
-                new = tgt.copy() if gain is None else g + gain * (tgt - g)
-                if sigma is not None:
-                    new += sigma * rng.standard_normal(n)
-            else:
-                if pos.size == 0:
-                    break
-                g_a, t_a = g[pos], tgt[pos]
-                new = t_a.copy() if gain is None else g_a + gain[pos] * (t_a - g_a)
-                if sigma is not None:
-                    new += sigma[pos] * rng.standard_normal(pos.size)
-            np.maximum(new, 0.0, out=new)
+            if count == 0:
+                break
+            draws = _EMPTY if sigma is None else rng.standard_normal(count)
+            left = pulse_step(pos, pos is _EVERY, g, tgt, gain_arr, sigma_arr, draws, tol, pulses,
+                              before, after, outside)
+            g_a, new = before[:count], after[:count]
             total_new = float(new.sum())
             pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
             verify_g += total_new
-            outside = np.abs(new - t_a) > tol
-            if pos is None:
-                pulse_count += n
-                g[:] = new
-                pulses += np.uint32(1)
-                pos = np.flatnonzero(outside)
-            else:
-                pulse_count += int(pos.size)
-                g[pos] = new
-                pulses[pos] += np.uint32(1)
-                pos = pos[outside]
+            pulse_count += count
+            pos, count = outside[:left].copy(), left
+        if pos is _EVERY:  # max_pulses == 0
+            pos = np.arange(n)
         failures = int(pos.size)
         if model.state_relax.any():
             g += model.state_relax[state] * rng.standard_normal(n)

@@ -29,10 +29,13 @@ import numpy as np
 
 from archsim.config.device import DeviceConfig
 from archsim.devices.arrays import DevicePlane
+from archsim.devices.kernels import decode_weights
 from archsim.devices.model import DeviceModel
 from archsim.devices.normal import scaled_normal_into
 from archsim.learning.quantizer import Quantizer
 from archsim.learning.storage import CommitReport
+
+_NO_STD = np.zeros(0, dtype=np.float32)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class DeviceStore:
         self.quantizer = quantizer
         self.config = config
         self.model = DeviceModel.build(config, quantizer)
+        self._targets = np.stack(self.model.targets)  # (planes, levels) float32, for the kernels
         self.rng = rng
         self._now_s = 0.0
         self._event_times = [0.0]  # clock time of every programming event (drift ages from it)
@@ -151,36 +155,29 @@ class DeviceStore:
 
         ``W = Q_k + ((G+ - G+_k) - (G- - G-_k)) * s/dG`` (reference: ``Q_k + (G - G_k) * 2s/dG``):
         the mapping's read-back formula, exact for devices on their targets. Evaluated in
-        float64 on the changed weights only (bit-identical to the earlier full-layer decode).
+        float64 on the changed weights only (bit-identical to the earlier full-layer decode),
+        in one compiled loop (archsim/devices/kernels.py).
         """
         model = self.model
-        lv = layer.levels.ravel() if index is None else layer.levels.ravel()[index]
-        deviation = np.zeros(lv.shape, dtype=np.float64)
-        for p, plane in enumerate(layer.planes):
-            g = plane.g if index is None else plane.g[index]
-            d = g.astype(np.float64) - model.targets[p][lv]
-            if p == 0:
-                deviation += d
-            else:
-                deviation -= d
-        w = model.level_values32[lv] + deviation * model.weight_per_siemens
         if layer.weights_shared:  # copy-on-write: arrays already handed out never change
             layer.weights = layer.weights.copy()
             layer.weights_shared = False
         if index is None:
-            layer.weights.ravel()[:] = w
-        else:
-            layer.weights.ravel()[index] = w
-        if layer.read_std is not None:
-            sq = np.zeros(lv.shape, dtype=np.float64)
-            for plane in layer.planes:
-                g = (plane.g if index is None else plane.g[index]).astype(np.float64)
-                sq += g * g
-            std = np.sqrt(sq) * (self.config.read_noise_sigma * model.weight_per_siemens)
-            if index is None:
-                layer.read_std.ravel()[:] = std
-            else:
-                layer.read_std.ravel()[index] = std
+            index = np.arange(layer.levels.size)
+        planes = layer.planes
+        decode_weights(
+            index,
+            layer.levels.reshape(-1),
+            planes[0].g,
+            planes[-1].g,
+            len(planes),
+            self._targets,
+            model.level_values32,
+            float(model.weight_per_siemens),
+            float(self.config.read_noise_sigma * model.weight_per_siemens),
+            layer.weights.reshape(-1),
+            _NO_STD if layer.read_std is None else layer.read_std.reshape(-1),
+        )
 
     def age_factors(self) -> tuple[np.ndarray, np.ndarray]:
         """Per programming event (float32): the drift factor ``((t + t0)/t0)^-nu`` and the

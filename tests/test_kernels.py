@@ -126,3 +126,22 @@ def test_kernels_called_from_several_threads_at_once_agree():
         results = list(pool.map(lambda _: q.level_index(w), range(16)))
     for got in results:
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("levels", [None, 2, 3, 4])
+def test_fused_meta_argument_matches_numpy(levels):
+    """TanhMeta.tanh_argument (one compiled pass for uniform levels) against the numpy
+    expression it replaced: np.abs, then *= m / (I / 2), in float32, bit for bit."""
+    q = None if levels is None else Quantizer.from_config(levels)
+    w = awkward_weights(np.random.default_rng(levels or 1), (64, 257), q or Quantizer.from_config(2))
+    w.reshape(-1)[-3:] = [np.nan, np.inf, -np.inf]
+    meta = TanhMeta(3.0, q)
+    want = np.abs(w)
+    want *= np.float32(3.0) / (np.float32(0.5) * np.float32(q.uniform_step)) if q else np.float32(3.0)
+    out = np.full_like(w, 7.0)
+    got = meta.tanh_argument(w, out=out)
+    assert got is out
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert np.array_equal(meta.tanh_argument(w).view(np.uint32), want.view(np.uint32))
+    strided = np.asfortranarray(w)  # not C-contiguous: the numpy path
+    assert np.array_equal(meta.tanh_argument(strided), want, equal_nan=True)

@@ -127,6 +127,13 @@ def adam_step(
 
 
 @numba.njit(**_JIT)
+def scaled_abs_into(x: np.ndarray, scale: np.float32, out: np.ndarray) -> None:
+    """out = |x| * scale in float32 (np.abs into out, then out *= scale: one pass, not two)."""
+    for i in numba.prange(x.size):
+        out[i] = abs(x[i]) * scale
+
+
+@numba.njit(**_JIT)
 def uniform_level_index(hidden: np.ndarray, lowest: float, inv_step: float, top: int, out: np.ndarray) -> None:
     """floor((W_H - Q_0) / step + 1/2) clipped to [0, top], computed in float64 like the
     numpy expression (the level values are float64), into ``out``."""

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from archsim.learning.kernels import kernel_launch, scaled_abs_into
 from archsim.learning.quantizer import Quantizer
+
+
+def _fusable(hidden: np.ndarray, out: np.ndarray | None) -> bool:
+    """float32, C-contiguous and, when given, ``out`` alike and of the same shape."""
+    ok = hidden.dtype == np.float32 and hidden.flags.c_contiguous
+    return ok and (out is None or (out.dtype == np.float32 and out.flags.c_contiguous and out.shape == hidden.shape))
 
 
 @dataclass(frozen=True)
@@ -31,16 +38,23 @@ class TanhMeta:
 
     def tanh_argument(self, hidden: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """a = s(W_H) |W_H| in float32, written to ``out`` when given."""
+        uniform = self.quantizer is None or self.quantizer.uniform_step is not None
+        if uniform and _fusable(hidden, out):
+            # one compiled pass, the same float32 operations as np.abs then *= scale below
+            out = np.empty_like(hidden) if out is None else out
+            with kernel_launch():
+                scaled_abs_into(hidden.reshape(-1), self._scale(hidden), out.reshape(-1))
+            return out
         a = np.abs(hidden, out=out)
-        if self.quantizer is None:
-            scale = np.float32(self.m)
-        else:
-            half_interval = np.float32(0.5) * np.asarray(
-                self.quantizer.interval_width(hidden), dtype=np.float32
-            )
-            scale = np.float32(self.m) / half_interval
-        a *= scale
+        a *= self._scale(hidden)
         return a
+
+    def _scale(self, hidden: np.ndarray) -> np.float32 | np.ndarray:
+        """s(W_H) = m / (I(W_H) / 2) (a scalar for a uniform level set), or m without quantizer."""
+        if self.quantizer is None:
+            return np.float32(self.m)
+        half_interval = np.float32(0.5) * np.asarray(self.quantizer.interval_width(hidden), dtype=np.float32)
+        return np.float32(self.m) / half_interval
 
     def __call__(self, hidden: np.ndarray) -> np.ndarray:
         t = np.tanh(self.tanh_argument(hidden))

@@ -684,7 +684,7 @@ def test_read_noise_kernel_gives_numpys_draws_and_generator_state(shape, buffere
         assert np.count_nonzero(np.abs(z) > 3.6541528853610088) > 300  # the tail branch ran
 
 
-def test_read_noise_kernel_refills_words_mid_draw_and_falls_back_for_other_generators():
+def test_read_noise_kernel_refills_pipelines_and_falls_back_for_other_generators():
     from archsim.devices.normal import _fill, scaled_normal_into
 
     weights = np.linspace(-1, 1, 20_000, dtype=np.float32)
@@ -695,6 +695,15 @@ def test_read_noise_kernel_refills_words_mid_draw_and_falls_back_for_other_gener
         _fill(ours, weights, std, got, refill_outputs=batch)
         assert np.array_equal(got, _numpy_read_noise(theirs, weights, std))
         assert ours.bit_generator.state == theirs.bit_generator.state
+    big_w, big_std = np.resize(weights, 300_000), np.resize(std, 300_000)
+    for pipeline in (False, True):  # outputs taken in chunks by a worker thread, or at once
+        ours, theirs = np.random.default_rng(8), np.random.default_rng(8)
+        for _ in range(3):
+            ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+            got = np.empty_like(big_w)
+            _fill(ours, big_w, big_std, got, pipeline=pipeline)
+            assert np.array_equal(got, _numpy_read_noise(theirs, big_w, big_std))
+            assert ours.bit_generator.state == theirs.bit_generator.state
     philox, reference = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
     got = np.empty_like(weights)
     scaled_normal_into(philox, weights, std, got)  # not a PCG64: numpy's own draws

@@ -133,10 +133,11 @@ class DeviceConfig(StrictModel):
     )
     read_noise_sampler: Literal["ziggurat", "box-muller"] = Field(
         default="ziggurat",
-        description="How the read-noise Gaussians are drawn: 'ziggurat' (numpy's "
-        "standard_normal, float32) or 'box-muller' (float32 Box-Muller from uniform draws: "
-        "the same distribution, tails to 5.7 sigma, about 2x faster on a large layer; "
-        "different draws for the same seed).",
+        description="How the read-noise Gaussians are drawn: 'ziggurat' (numpy's float32 "
+        "standard_normal draws, computed by archsim's compiled ziggurat on the generator's own "
+        "words: the same values, generator state and results as numpy) or 'box-muller' "
+        "(float32 Box-Muller from uniform draws: the same distribution, tails to 5.7 sigma; "
+        "different draws for the same seed, and no longer faster than 'ziggurat').",
     )
     drift_nu: float = Field(
         default=0.0,

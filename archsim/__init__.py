@@ -1,3 +1,43 @@
-"""archsim: cycle-level simulator of memristive in-memory-computing chips that learn on chip."""
+"""archsim: event-driven, transaction-level simulator of memristive in-memory-computing chips that learn on chip.
+
+Python API (the command line does the same)::
+
+    import archsim
+    r = archsim.run("smoke", hw="paper-130nm")          # a RunSummary (archsim.results)
+    print(r.to_frame(), r.to_frame("energy"), r.final_accuracy)
+    frame = archsim.sweep("sweeps/example-grid.yaml")   # one row per point (pandas)
+
+Submodules load on first use, so ``import archsim`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from archsim.api import run, sweep
+    from archsim.experiment import EpochEnd, RunCallback, TaskEnd
+    from archsim.results import RunSummary
+
+_LAZY = {
+    "run": ("archsim.api", "run"),
+    "sweep": ("archsim.sweep", ""),  # the package itself, callable: archsim.api.sweep
+    "RunSummary": ("archsim.results", "RunSummary"),
+    "EpochEnd": ("archsim.experiment", "EpochEnd"),
+    "TaskEnd": ("archsim.experiment", "TaskEnd"),
+    "RunCallback": ("archsim.experiment", "RunCallback"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        loaded = importlib.import_module(module)
+        return getattr(loaded, attribute) if attribute else loaded
+    raise AttributeError(f"module 'archsim' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Command line: ``archsim run | memory | report | sweep``.
+"""Command line: ``archsim run | memory | report | sweep | select | table | validate``.
 
 Every user error ends as one line ``archsim: error: ...`` on stderr and the exit code of its
 kind (see README, "Exit codes"); ``--debug`` shows the traceback instead.
@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from archsim.errors import ArchsimError, InterruptedRun, OutputError
+from archsim.errors import ArchsimError, IncompleteRun, InterruptedRun, OutputError
 
 app = typer.Typer(
     add_completion=False,
@@ -27,42 +27,29 @@ app = typer.Typer(
 DEBUG = {"enabled": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from archsim import __version__
+
+        typer.echo(f"archsim {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
 ) -> None:
     DEBUG["enabled"] = debug
 
 
 def default_out_dir(name: str) -> Path:
-    return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """runs/<name>-<time>, with the name reduced to a safe single path component."""
+    from archsim.output import sanitized_name
 
-
-def check_out_dir(out: Path, force: bool) -> None:
-    """Refuse to overwrite earlier results unless asked; prove the parent is writable.
-
-    Checked before any training, so a long run is never lost to an unwritable path.
-    """
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder; choose another path")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(
-            f"--out {out}: folder already holds results; choose a new folder or pass --force to replace it"
-        )
-    probe_writable(out.parent, f"--out {out}")
-
-
-def probe_writable(folder: Path, what: str) -> None:
-    """Create (if needed) ``folder`` and a scratch file in it, or raise a one-line OutputError."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".archsim-probe-"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise OutputError(f"{what}: cannot write in {folder} ({reason}); choose a writable folder") from None
+    return Path("runs") / f"{sanitized_name(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @app.command()
@@ -96,30 +83,48 @@ def run(
     overrides = list(set_ or [])
     if data_dir is not None:
         overrides.append(f"data.data_dir={data_dir}")
+    from archsim.limits import check_run_memory
+    from archsim.output import check_run_target
+
     config = load_run_config(workload, hw, overrides, seed)
     out_dir = out if out is not None else default_out_dir(config.name)
-    check_out_dir(out_dir, force)
-    if trace is not None:
-        if config.hardware is None:
-            raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
-        probe_writable(trace.parent, f"--trace {trace}")
-    summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace)
-    print_accuracy(summary)
+    if trace is not None and config.hardware is None:
+        raise OutputError("--trace needs a hardware description; add --hw (e.g. --hw paper-130nm)")
+    check_run_memory(config)
+    check_run_target(out_dir, force, trace)
+    try:
+        summary = execute_run(config, out_dir, show_progress=not quiet, trace=trace, force=force)
+    except IncompleteRun as exc:
+        if exc.accuracy:
+            print_accuracy({"accuracy": exc.accuracy})
+        raise
+    for warning in summary.warnings or []:
+        typer.echo(f"archsim: warning: {warning}", err=True)
+    print_accuracy(summary.to_json_dict())  # the typed summary as plain JSON values
     typer.echo(f"results: {out_dir}")
 
 
 def print_accuracy(summary: dict) -> None:
-    """Accuracy matrix as a small table on stdout."""
-    matrix = summary["accuracy"]
+    """Accuracy matrix as a small table on stdout (validation when the test set was not scored)."""
+    matrix, label = summary["accuracy"], "accuracy (%)"
+    if not matrix:
+        matrix, label = summary["validation_accuracy"], "validation (%)"
     tasks = list(matrix[list(matrix)[-1]])
-    typer.echo("accuracy (%)   " + "  ".join(f"{t:>14}" for t in tasks))
+    typer.echo(f"{label:<15}" + "  ".join(f"{t:>14}" for t in tasks))
     for after, row in matrix.items():
-        cells = "  ".join(f"{100 * row[t]:14.2f}" if t in row else f"{'':>14}" for t in tasks)
+        cells = "  ".join(
+            f"{100 * row[t]:14.2f}" if isinstance(row.get(t), (int, float))
+            else f"{'n/a' if t in row else '':>14}"
+            for t in tasks
+        )
         typer.echo(f"{after:<15}{cells}")
-    metrics = summary.get("continual", {}).get("test")
+    continual = summary.get("continual") or {}
+    scored = "test" if "test" in continual else "validation"
+    metrics = continual.get(scored)
     if metrics:
-        line = f"average accuracy after the last task: {100 * metrics['average_accuracy']:.2f} %"
-        if metrics["backward_transfer"] is not None:
+        line = (f"average {'validation ' if scored == 'validation' else ''}accuracy after the "
+                f"last task: {100 * metrics['average_accuracy']:.2f} %")
+        if metrics.get("backward_transfer") is not None:
             line += (f", backward transfer: {100 * metrics['backward_transfer']:+.2f} points, "
                      f"average forgetting: {100 * metrics['average_forgetting']:.2f} points")
         typer.echo(line)
@@ -144,6 +149,45 @@ def memory(
 
 
 @app.command()
+def select(
+    sweep_dir: Annotated[Path, typer.Argument(metavar="SWEEP_DIR", help="Finished selection sweep folder.")],
+) -> None:
+    """Apply the validation-only selection rule (docs/learning-rules.md) to a finished sweep
+    and print every setting's margins and the chosen one."""
+    from archsim.metrics.reproduction import format_selection, read_sweep, select_setting
+
+    results = read_sweep(sweep_dir)
+    chosen, ranked = select_setting(results)
+    typer.echo(format_selection(results, chosen, ranked))
+
+
+@app.command()
+def table(
+    kind: Annotated[str, typer.Argument(help="'seeds' (results/paper-seeds.csv) or 'memory' (results/memory-matched.csv).")],
+    sweep_dirs: Annotated[list[Path], typer.Argument(metavar="SWEEP_DIR...", help="Finished sweep folders.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV.")] = False,
+) -> None:
+    """Turn finished sweeps into a committed results table, one row per run (seeds) or per
+    network (memory), each with the archsim run command that reproduces it."""
+    from archsim.errors import ConfigError
+    from archsim.io import atomic_write_text
+    from archsim.metrics import reproduction
+
+    makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table}
+    if kind not in makers:
+        raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds' or 'memory'")
+    from archsim.output import check_file_target
+
+    check_file_target(out, force, "--out")
+    frame = makers[kind](sweep_dirs)
+    atomic_write_text(out, frame.to_csv(index=False, float_format="%.2f", lineterminator="\n"))
+    if kind == "seeds":
+        typer.echo(reproduction.seeds_summary(frame))
+    typer.echo(f"{len(frame)} rows: {out}")
+
+
+@app.command()
 def report(
     run_dir: Annotated[
         Path,
@@ -157,13 +201,67 @@ def report(
     format_: Annotated[
         str, typer.Option("--format", help="Figure format: png, svg or both.")
     ] = "png",
+    objective: Annotated[
+        Optional[list[str]],
+        typer.Option("--objective", help="Sweeps: what to draw against accuracy (repeatable): inference-energy, "
+                     "training-energy, energy, latency, train-latency, run-time, area, writes, max-writes, "
+                     "accuracy, or a numeric column of results.parquet."),
+    ] = None,
 ) -> None:
     """Figures and report.md of a run (accuracy, energy, latency, writes, conductances, memory)
-    or of a sweep (Pareto fronts of energy, latency and writes against accuracy)."""
+    or of a sweep (each objective against accuracy, every swept key shown, seeds as mean ± sd)."""
     from archsim.report import make_report
 
-    path = make_report(run_dir, out, format_)
+    path = make_report(run_dir, out, format_, objective)
     typer.echo(f"report: {path}")
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped workloads, hardware and device presets, one line each."""
+    from archsim.catalog import preset_lines
+
+    for line in preset_lines():
+        typer.echo(line)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of summary.json (the typed run result, archsim.results.RunSummary)."""
+    import json
+
+    from archsim.results import json_schema
+
+    typer.echo(json.dumps(json_schema(), indent=2, sort_keys=True))
+
+
+@app.command()
+def validate(
+    designs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Validation YAMLs (default: every design in hwconfigs/validation/)."),
+    ] = None,
+) -> None:
+    """Rebuild published designs and print published / simulated / ratio per headline figure."""
+    from archsim.errors import ConfigError
+    from archsim.validate import load_design, predict, shipped_designs
+    from archsim.validate.predict import checks_of
+    from archsim.validate.table import render
+
+    paths = designs or shipped_designs()
+    if not paths:
+        raise ConfigError("no validation designs found; give validation YAML files")
+    results = []
+    for design in (load_design(p) for p in paths):
+        prediction = predict(design)
+        results.append((design, prediction, checks_of(design, prediction)))
+    typer.echo(render(results))
+    failed = sum(not c.passed for _, _, checks in results for c in checks)
+    if failed:
+        raise ArchsimError(
+            f"{failed} validated figure(s) outside their tolerance (FAIL rows above); fix the "
+            "model or document the deviation in the design's YAML"
+        )
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

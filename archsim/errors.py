@@ -54,3 +54,20 @@ class InterruptedRun(ArchsimError):
     """The run was stopped by a signal; nothing partial was left behind."""
 
     exit_code = 130
+
+
+class ResourceError(ConfigError):
+    """A configuration or sweep needs more than this machine (or a fixed safety cap) allows:
+    more memory than is available, a grid with too many points, an input nested too deeply.
+    Checked before anything large is built; exit code 2 like every configuration problem."""
+
+
+class IncompleteRun(ArchsimError):
+    """Training finished but its results could not all be written; what it learned was kept
+    in ``<out>.incomplete`` (or, if even that failed, printed). The exit code is the cause's:
+    4 for an output problem (full disk, read-only or replaced folder), else 1."""
+
+    def __init__(self, message: str, exit_code: int, accuracy: dict | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.accuracy = accuracy

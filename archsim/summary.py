@@ -1,7 +1,7 @@
-"""The run summary: one JSON document per run, extended section by section.
+"""Build the run summary (:class:`archsim.results.RunSummary`) from what a run measured.
 
-``summary.json`` is byte-reproducible for a given configuration and seed (sorted keys, no
-wall-clock times); timings go to ``timing.json``.
+``summary.json`` is that model as JSON, byte-reproducible for a given configuration and seed
+(sorted keys, no wall-clock times); timings go to ``timing.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from archsim.config import RunConfig
 from archsim.experiment import RunResult
 from archsim.metrics.continual import continual_section
 from archsim.metrics.memory import memory_section
+from archsim.results import Energy, LedgerRow, RunSummary
 
 
 def rounded_matrix(matrix: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -72,46 +73,73 @@ def rounded(value: Any) -> Any:
     return value
 
 
-ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation")
+ARCHITECTURE_TOP_LEVEL = ("latency_cycles", "latency_s", "energy_j", "utilisation", "area_mm2")
+
+
+def energy_ledger(architecture: Any) -> list[LedgerRow]:
+    """Every (component, action, phase) entry of the engine's ledger with its count, busy
+    cycles and energy (J); leakage (static power x phase time) as rows of action ``leakage``."""
+    ledger = architecture.engine.ledger
+    dynamic = ledger.energy_entries(architecture.chip.unit_energy)
+    keys = sorted(set(dynamic) | {k for k, n in ledger.counts.items() if n}
+                  | {k for k, n in ledger.busy_cycles.items() if n})
+    rows = [LedgerRow(component=c, action=a, phase=p, kind="dynamic", count=int(ledger.counts.get((c, a, p), 0)),
+                      busy_cycles=int(ledger.busy_cycles.get((c, a, p), 0)), energy_j=float(dynamic.get((c, a, p), 0.0)))
+            for c, a, p in keys]
+    rows += [LedgerRow(component=c, action=a, phase=p, kind="leakage", count=0, busy_cycles=0, energy_j=float(e))
+             for (c, a, p), e in sorted(ledger.leakage_entries(architecture.leakage_w()).items())]
+    return rows
+
+
+def energy_section(engine_energy: dict[str, Any], ledger: list[LedgerRow] | None) -> Energy:
+    """The engine's energy breakdown, with the training / evaluation totals and the ledger."""
+    eval_total = float(engine_energy["by_phase"].get("eval", 0.0))
+    return Energy(**engine_energy, train_total=max(engine_energy["total"] - eval_total, 0.0),
+                  eval_total=eval_total, ledger=ledger)
 
 
 def build_summary(
     config: RunConfig,
     result: RunResult,
     device_store: Any | None = None,
-    architecture: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The run summary as a JSON-ready dict.
+    architecture: Any | None = None,
+) -> RunSummary:
+    """The typed run summary (:class:`archsim.results.RunSummary`).
 
     Always: accuracy matrices, losses, writes and the memory footprint. With a device model:
-    its statistics under ``device``. With an architecture: latency, energy and utilisation at
-    the top level and the rest of the engine's report under ``architecture``.
+    its statistics under ``device``. With an architecture (the engine of
+    :func:`archsim.engine.build_architecture`): latency, energy (with its ledger) and
+    utilisation at the top level and the rest of the engine's report under ``architecture``.
     """
-    summary: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "archsim_version": __version__,
         "workload": config.name,
         "seed": config.seed,
         "rule": config.learning.rule,
         "m_star": config.learning.m_star,
+        "tasks": [task.name for task in config.tasks],
         "accuracy": rounded_matrix(result.accuracy),
         "validation_accuracy": rounded_matrix(result.validation_accuracy),
         "train_loss": {task: [round(x, 6) for x in losses] for task, losses in result.train_loss.items()},
         "writes": write_statistics(result.write_counts),
+        "memory_bits": memory_section(config),
         "continual": continual_section(
             result.accuracy, result.validation_accuracy, [t.name for t in config.tasks]
         ),
     }
     if device_store is not None:
         stats = device_store.statistics()
-        summary["writes"] = device_write_statistics(stats)
-        summary["device"] = {"name": config.hardware.device.name, **rounded(stats)}
-    summary["memory_bits"] = memory_section(config)
+        fields["writes"] = device_write_statistics(stats)
+        fields["device"] = {"name": config.hardware.device.name, **rounded(stats)}
     if architecture is not None:
-        for key in ARCHITECTURE_TOP_LEVEL:
-            summary[key] = architecture[key]
-        summary["architecture"] = {
-            k: v for k, v in architecture.items() if k not in ARCHITECTURE_TOP_LEVEL
-        }
+        report = architecture.summary()
+        fields["latency_cycles"] = report["latency_cycles"]
+        fields["latency_s"] = report["latency_s"]
+        fields["utilisation"] = report["utilisation"]
+        if "area_mm2" in report:
+            fields["area_mm2"] = report["area_mm2"]
+        fields["energy_j"] = energy_section(report["energy_j"], energy_ledger(architecture))
+        fields["architecture"] = {k: v for k, v in report.items() if k not in ARCHITECTURE_TOP_LEVEL}
     if result.baseline_accuracy is not None:
-        summary["baseline_accuracy"] = rounded_matrix(result.baseline_accuracy)
-    return summary
+        fields["baseline_accuracy"] = rounded_matrix(result.baseline_accuracy)
+    return RunSummary.model_validate(fields)

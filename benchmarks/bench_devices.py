@@ -2,6 +2,7 @@
 
     python benchmarks/bench_devices.py                      # 784-512-10, 55 000 MNIST images
     python benchmarks/bench_devices.py --hidden 4096 --train-limit 5000 --device hfo2-130nm
+    python benchmarks/bench_devices.py --hidden 4096 --train-limit 3000 --read-noise-sampler box-muller
 
 Prints the wall time of each and their ratio (device / ideal), the time per store read and
 commit call, plus the device statistics.
@@ -20,14 +21,18 @@ from archsim.devices import load_device_preset, make_device_store
 from archsim.experiment import build_learner, ideal_store, load_task_data, seed_streams
 
 
-def make_config(hidden: list[int], train_limit: int | None, levels: int, device: str, seed: int) -> RunConfig:
+def make_config(hidden: list[int], train_limit: int | None, levels: int, device: str, seed: int,
+                sampler: str | None = None) -> RunConfig:
+    device_fields = load_device_preset(device).model_dump()
+    if sampler is not None:
+        device_fields["read_noise_sampler"] = sampler
     tree = {
         "name": "bench-devices",
         "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": train_limit}],
-        "model": {"hidden": hidden, "levels": levels, "init_width": 1.0},
+        "model": {"hidden": hidden, "levels": levels, "init_width": 2.0},
         "learning": {"rule": "qnn-meta", "m_star": 2.0, "batch_size": 100},
         "seed": seed,
-        "hardware": {"name": f"bench-{device}", "device": load_device_preset(device).model_dump()},
+        "hardware": {"name": f"bench-{device}", "device": device_fields},
     }
     return validate(RunConfig, tree, "bench")
 
@@ -85,9 +90,12 @@ def main() -> None:
     parser.add_argument("--levels", type=int, default=3, help="quantized levels L (default 3)")
     parser.add_argument("--device", default="hfo2-130nm", help="device preset (default hfo2-130nm)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--read-noise-sampler", choices=["ziggurat", "box-muller"], default=None,
+                        help="override the preset's read_noise_sampler")
     args = parser.parse_args()
 
-    config = make_config(args.hidden, args.train_limit, args.levels, args.device, args.seed)
+    config = make_config(args.hidden, args.train_limit, args.levels, args.device, args.seed,
+                         args.read_noise_sampler)
     data = load_task_data(config.tasks[0], config.data.data_dir, config.data.validation_size)
     sizes = "-".join(str(s) for s in (784, *args.hidden, 10))
     print(f"network {sizes}, L={args.levels}, {data.train_x.shape[0]} images, one epoch, "

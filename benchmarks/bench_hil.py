@@ -37,7 +37,7 @@ def workload(hidden: int, rule: str, train_limit: int | None, test_limit: int | 
         "name": "bench-hil",
         "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": train_limit,
                    "test_limit": test_limit}],
-        "model": {"hidden": [hidden], "levels": 3, "init_width": 1.0},
+        "model": {"hidden": [hidden], "levels": 3, "init_width": 2.0},
         "learning": {"rule": rule, "m_star": 2.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 5000},
         "eval_batch_size": 1000,

@@ -22,7 +22,7 @@ def archsim_epoch(x: np.ndarray, y: np.ndarray, hidden: int, rule: str, batch: i
         RunConfig,
         {
             "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1}],
-            "model": {"hidden": [hidden], "levels": 2 if rule == "bnn-meta" else 3, "init_width": 1.0},
+            "model": {"hidden": [hidden], "levels": 2 if rule == "bnn-meta" else 3, "init_width": 2.0},
             "learning": {"rule": rule, "m_star": 3.0, "batch_size": batch},
         },
         "benchmark",

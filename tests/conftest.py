@@ -19,7 +19,7 @@ def tiny_config(**overrides) -> RunConfig:
             {"name": "mnist", "dataset": "mnist", "epochs": 2, "train_limit": 2000, "test_limit": 1000},
             {"name": "fashion", "dataset": "fashion-mnist", "epochs": 2, "train_limit": 2000, "test_limit": 1000},
         ],
-        "model": {"hidden": [128], "levels": 3, "init_width": 1.0},
+        "model": {"hidden": [128], "levels": 3, "init_width": 2.0},
         "learning": {"rule": "qnn-meta", "m_star": 0.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 500},
         "seed": 0,

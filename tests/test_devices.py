@@ -40,7 +40,7 @@ def run_tree(device: dict | None = None, **model) -> dict:
             {"name": "fashion", "dataset": "fashion-mnist", "epochs": 1, "train_limit": 1000,
              "test_limit": 500},
         ],
-        "model": {"hidden": [64], "levels": 3, "init_width": 1.0, **model},
+        "model": {"hidden": [64], "levels": 3, "init_width": 2.0, **model},
         "learning": {"rule": "qnn-meta", "m_star": 0.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 500},
         "seed": 3,
@@ -273,6 +273,8 @@ def test_drift_shrinks_conductances_with_time():
     assert np.abs(store.read(0)).sum() < before
     with pytest.raises(ValueError):
         store.advance_time_s(-1)
+    store.advance_time(1.0)  # the alias
+    assert store.now_s == 1001.0
 
 
 # --------------------------------------------------------------------------- configuration
@@ -485,6 +487,12 @@ def test_summary_names_writes_per_weight_and_per_device(tmp_path):
     per_device = max(int(p.max()) for planes in store.device_write_counts() for p in planes)
     assert writes["max_per_device"] == per_device <= writes["max_per_weight"]
     assert writes["devices"] == 2 * writes["weights"] and writes["stuck_skipped"] == 0
+    from archsim.runner import device_arrays
+
+    saved = device_arrays(result, store)  # devices.npz: per weight and per device, compact
+    np.testing.assert_array_equal(saved["layer0.programs1"], store.device_write_counts()[0][1])
+    np.testing.assert_array_equal(saved["layer0.writes"], result.write_counts[0])
+    assert saved["layer0.programs1"].dtype == np.uint8  # counts below 256
     software = execute(run_config())[0]["writes"]
     assert software["max_per_weight"] == software["max_per_device"] > 0  # one cell per weight
 
@@ -560,8 +568,12 @@ def test_device_clock_without_an_engine_advances_by_programming_time():
     before = store.now_s
     clock.on_eval_batch(10)
     assert store.now_s == before
-    DeviceClock(None, [store], seconds_per_batch=2.5).on_eval_batch(10)
-    assert store.now_s == pytest.approx(before + 2.5)
+    store.tick_batch(before + 7.0)  # the engine's clock after a batch: the store follows it
+    assert store.now_s == pytest.approx(before + 7.0)
+    paced, _, _ = make_store(levels=3, shape=(3, 3), drift_nu=0.1, seconds_per_batch=2.5)
+    DeviceClock(None, [paced], elapsed_s=lambda: 100.0).on_eval_batch(10)
+    paced.tick_batch(200.0)
+    assert paced.now_s == 5.0  # a fixed pace wins over the engine's time
 
 
 def test_report_histogram_uses_per_device_writes_when_saved():
@@ -573,3 +585,63 @@ def test_report_histogram_uses_per_device_writes_when_saved():
     assert list(programs) == ["layer0 plane0", "layer0 plane1"] and int(programs["layer0 plane0"].max()) == 2
     assert list(per_device_counts(arrays, "writes")) == ["layer0"]
     assert list(per_device_counts(arrays, "pulses")) == ["layer0 plane0"]
+
+
+def test_box_muller_read_noise_has_the_same_distribution():
+    store, _, _ = make_store(shape=(301, 333), read_noise_sigma=0.05, read_noise_sampler="box-muller")
+    state = store.layers[0]
+    z = ((store.read(0) - state.weights) / state.read_std).ravel().astype(np.float64)
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01  # 100 233 draws: se 0.003, 0.002
+    # Two-sided tail fractions of N(0, 1) beyond 1, 2, 3 sigma: 0.3173, 0.0455, 0.0027.
+    for k, p in ((1, 0.3173), (2, 0.0455), (3, 0.0027)):
+        assert abs(np.mean(np.abs(z) > k) - p) < 5 * np.sqrt(p * (1 - p) / z.size) + 1e-4
+    assert np.abs(z).max() < 5.8
+    ziggurat, _, _ = make_store(shape=(301, 333), read_noise_sigma=0.05)
+    assert not np.array_equal(ziggurat.read(0), store.read(0))  # a different stream of draws
+
+
+def test_relaxation_spread_grows_with_simulated_time():
+    # Spread 0.02 dG = 0.78 uS 1 s after the write; growth 0.2 per decade: at 1e4 s the spread
+    # is 1.8x, so each device has moved by its amplitude x sqrt(1.8^2 - 1) = 1.4967 more.
+    store, _, _ = make_store(levels=3, shape=(200, 100), relaxation_sigma=0.02,
+                             relaxation_growth_per_decade=0.2)
+    layer = store.layers[0]
+    np.testing.assert_allclose(store.read(0), layer.weights, atol=2e-6)  # t = 0: 1-s spread only
+    store.advance_time_s(1e4)
+    g_eff = [p.g.astype(np.float64) + p.relax_amplitude * np.sqrt(1.8**2 - 1) for p in layer.planes]
+    g_eff = [np.maximum(g, 0.0) for g in g_eff]
+    np.testing.assert_allclose(store.read(0).ravel(), (g_eff[0] - g_eff[1]) * store.model.weight_per_siemens,
+                               rtol=1e-5, atol=2e-6)
+    amplitude = layer.planes[0].relax_amplitude / (0.02 * (store.config.g_max_s - store.config.g_min_s))
+    assert abs(amplitude.std() - 1.0) < 0.03  # one unit draw per programmed device
+    plain, _, _ = make_store(levels=3, shape=(200, 100), relaxation_sigma=0.02)
+    assert plain.layers[0].planes[0].relax_amplitude is None  # off by default: no draws, no array
+
+
+@pytest.mark.parametrize("name, levels, device, expected", [
+    ("hfo2", 3, None, (0.04948688681005464, 0.04715250131659099, 59.82261432176165, 8520, 8357)),
+    ("noisy", 5, dict(c2c_sigma=0.03, max_pulses=30, tolerance=0.01, d2d_gain_sigma=0.2,
+                      read_noise_sigma=0.02, stuck_at_fault_rate=0.01, endurance_model="lognormal",
+                      endurance_median_cycles=3, endurance_sigma_ln=1.0),
+     (0.04936034959473545, None, 9.630144823204319, 18688, None)),
+])
+def test_same_seed_gives_the_draws_of_the_reference_implementation(name, levels, device, expected):
+    """Conductances, pulses and reads pinned to the values the device store gave before its
+    speed work (same seed, same draws in the same order): a change of draw order fails here."""
+    device = load_device_preset("hfo2-130nm").model_dump() if device is None else device
+    rng = np.random.default_rng(0)
+    h = rng.uniform(-1.2, 1.2, (70, 50)).astype(np.float32)
+    store = DeviceStore([h.copy()], Quantizer.from_config(levels), DeviceConfig(**device),
+                        np.random.default_rng(1))
+    for _ in range(8):
+        h += rng.normal(0, 0.3, h.shape).astype(np.float32)
+        store.commit(0, h)
+        read = store.read(0)
+        store.advance_time_s(10.0)
+    planes = store.layers[0].planes
+    g0, g1, read_sum, pulses0, pulses1 = expected
+    assert float(planes[0].g.astype(np.float64).sum()) == g0
+    assert g1 is None or float(planes[1].g.astype(np.float64).sum()) == g1
+    assert float(read.astype(np.float64).sum()) == read_sum
+    assert int(planes[0].pulses.sum()) == pulses0
+    assert pulses1 is None or int(planes[1].pulses.sum()) == pulses1

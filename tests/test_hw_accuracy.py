@@ -28,7 +28,7 @@ def crossbar(sizes, rows, cols, input_bits, adc_bits, fraction, backward="digita
 def config(adc_bits: int, effects: bool = True) -> RunConfig:
     tree = {
         "tasks": [{"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": 3000, "test_limit": 1000}],
-        "model": {"hidden": [128], "levels": 3, "init_width": 1.0},
+        "model": {"hidden": [128], "levels": 3, "init_width": 2.0},
         "learning": {"rule": "qnn-meta", "m_star": 0.0, "batch_size": 100, "optimizer": {"lr": 0.02}},
         "data": {"validation_size": 0},
         "eval_batch_size": 500,
@@ -81,3 +81,80 @@ def test_transposed_backward_matches_digital_with_many_bits():
     assert np.allclose(mvm.backward(1, delta, w), delta @ w.T, atol=1e-2)
     digital = crossbar((7, 50, 30), 16, 16, 4, 2, None, backward="digital")
     assert np.array_equal(digital.backward(1, delta, w), delta @ w.T)
+
+
+# ---- the block-by-block product against the stacked one it replaced ---------------------
+def stacked_converted_sum(mvm: CrossbarMvm, x, w, lines: int, block: int, w_max: float):
+    """The pre-change model: every row block's partial sums stacked (blocks, batch, m), all
+    ADC-quantised at once, then summed over the block axis."""
+    n, m = w.shape
+    blocks = -(-n // block)
+    wp = np.zeros((blocks * block, m), dtype=w.dtype)
+    wp[:n] = w
+    xp = np.zeros((x.shape[0], blocks * block), dtype=x.dtype)
+    xp[:, :n] = x
+    xb = np.ascontiguousarray(xp.reshape(x.shape[0], blocks, block).transpose(1, 0, 2))
+    partial = np.matmul(xb, wp.reshape(blocks, block, m))
+    mvm.tile.adc.quantize(partial, lines, 1.0, w_max)
+    return partial.sum(axis=0)
+
+
+def stacked_forward(mvm: CrossbarMvm, x, w):
+    rows = mvm.mapping.rows
+    xq = mvm.tile.dac.quantize(x).astype(w.dtype, copy=False)
+    return stacked_converted_sum(mvm, xq, w, rows, rows, mvm._w_max(w))
+
+
+def stacked_backward(mvm: CrossbarMvm, layer: int, delta, w):
+    scale = np.abs(delta).max(axis=1, keepdims=True)
+    scale[scale == 0] = 1.0
+    dq = mvm.tile.dac.quantize(delta / scale).astype(w.dtype, copy=False)
+    block = mvm.mapping.layers[layer].outputs_per_tile
+    return stacked_converted_sum(mvm, dq, w.T, block, block, mvm._w_max(w)) * scale
+
+
+def test_block_by_block_products_are_bit_identical_to_the_stacked_products():
+    rng = np.random.default_rng(7)
+    geometries = [((300, 70, 5), 128, 128), ((784, 200, 10), 128, 128), ((100, 40, 3), 32, 16),
+                  ((64, 128, 12), 64, 64), ((33, 17, 9), 16, 8), ((10, 20, 4), 128, 128)]
+    converters = [(8, 8, None, None), (4, 3, 0.5, 1.0), (1, 2, None, 1.0), (8, 12, 1.0, None)]
+    for sizes, rows, cols in geometries:
+        for input_bits, adc_bits, fraction, weight_scale in converters:
+            mvm = crossbar(sizes, rows, cols, input_bits, adc_bits, fraction, "transposed")
+            mvm.weight_scale = weight_scale
+            for batch in (1, 3, 100):
+                for layer in (0, 1):
+                    n, m = sizes[layer], sizes[layer + 1]
+                    x = rng.random((batch, n), dtype=np.float32)
+                    w = rng.normal(0.0, 0.3, size=(n, m)).astype(np.float32)
+                    delta = rng.normal(size=(batch, m)).astype(np.float32)
+                    delta[0] = 0.0                  # an all-zero error row (scale 1)
+                    forward = mvm.forward(layer, x, w)
+                    backward = mvm.backward(layer, delta, w)
+                    assert forward.dtype == backward.dtype == np.float32
+                    assert np.array_equal(forward, stacked_forward(mvm, x, w))
+                    assert np.array_equal(backward, stacked_backward(mvm, layer, delta, w))
+
+
+def test_fused_adc_conversion_matches_the_numpy_quantiser_bit_for_bit():
+    adc = crossbar((16, 8), 16, 16, 8, 4, 0.5).tile.adc
+    rng = np.random.default_rng(3)
+    full_scale = adc.full_scale(16, 1.0, 1.0)
+    lsb = np.float32(full_scale / 2 ** (adc.bits - 1))
+    codes = np.arange(-12, 12, dtype=np.float32) * lsb           # on and next to every code edge
+    edges = np.concatenate([codes, np.nextafter(codes, np.float32(np.inf)),
+                            np.nextafter(codes, np.float32(-np.inf)),
+                            np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30], np.float32)])
+    partial = np.concatenate([edges, rng.normal(0.0, full_scale, 4000).astype(np.float32)])
+    reference = adc.quantize(partial.copy(), 16, 1.0, 1.0)
+    converted = partial.copy()
+    adc.quantize_into(converted, converted, False, 16, 1.0, 1.0)
+    assert np.array_equal(converted, reference, equal_nan=True)
+    total = rng.normal(size=partial.size).astype(np.float32)
+    expected = total + reference
+    adc.quantize_into(partial.copy(), total, True, 16, 1.0, 1.0)
+    assert np.array_equal(total, expected, equal_nan=True)
+    wide = partial.astype(np.float64)                            # not float32: the model's quantize
+    into = np.ones_like(wide)
+    adc.quantize_into(wide.copy(), into, True, 16, 1.0, 1.0)
+    assert np.array_equal(into, 1.0 + adc.quantize(wide.copy(), 16, 1.0, 1.0), equal_nan=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from archsim.config import load_run_config
 from archsim.errors import OutputError
@@ -67,7 +68,8 @@ def test_cli_report_of_a_hardware_run(hw_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"report: {out / 'report.md'}"
     names = {p.name for p in out.iterdir()}
-    assert names == {"report.md", "accuracy.png", "energy.png", "latency.png", "writes.png", "conductance.png"}
+    assert names == {"report.md", "accuracy.png", "energy.png", "area.png", "latency.png", "writes.png",
+                     "conductance.png"}
     for name in names - {"report.md"}:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (out / "report.md").read_text()
@@ -98,8 +100,8 @@ def test_run_report_is_deterministic_and_replaces_an_earlier_report(hw_run):
 def test_svg_format(hw_run, tmp_path):
     svg = make_report(hw_run, tmp_path / "svg", "svg").parent
     assert {p.name for p in svg.iterdir()} == {
-        "report.md", "accuracy.svg", "energy.svg", "latency.svg", "writes.svg", "conductance.png"}
-    # conductance.png: drawn by archsim.devices.plots, PNG only.
+        "report.md", "accuracy.svg", "energy.svg", "area.svg", "latency.svg", "writes.svg",
+        "conductance.svg"}
     assert "<dc:date>" not in (svg / "accuracy.svg").read_text()
     assert "](accuracy.svg)" in (svg / "report.md").read_text()
 
@@ -121,12 +123,12 @@ def test_sections_with_missing_files_are_skipped(hw_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     summary = json.loads((hw_run / "summary.json").read_text())
-    del summary["energy_j"], summary["memory_bits"]
+    del summary["energy_j"], summary["tasks"]
     (run / "summary.json").write_text(json.dumps(summary))
     (run / "devices.npz").write_bytes(b"not a zip")  # unreadable: noted, not an error
     text = make_report(run).read_text()
     assert "Note: config.yaml is missing" in text and "Note: devices.npz cannot be read" in text
-    assert "*Skipped: no energy_j" in text and "*Skipped: no memory_bits" in text
+    assert "*Skipped: no energy_j" in text
     assert "*Skipped: devices.npz holds no per-device write counts" in text
     assert "latency.png" in text
     # Without config.yaml the rows are ordered by how many tasks they hold.
@@ -220,22 +222,46 @@ def synthetic_results(path: Path, with_latency: bool = False) -> pd.DataFrame:
 def test_sweep_report_on_a_synthetic_parquet(tmp_path):
     synthetic_results(tmp_path)
     out = tmp_path / "rep"
-    proc = archsim("report", str(tmp_path), "--out", str(out))
+    proc = archsim("report", str(tmp_path), "--out", str(out),
+                   "--objective", "energy", "--objective", "train-latency", "--objective", "writes")
     assert proc.returncode == 0, proc.stderr
-    assert {p.name for p in out.iterdir()} == {"report.md", "pareto_energy.png", "pareto_writes.png"}
+    assert {p.name for p in out.iterdir()} == {"report.md", "sweep_energy.png", "sweep_writes.png"}
     text = (out / "report.md").read_text()
-    assert "*Skipped: no column latency_s.train_step / latency_s.total" in text
+    assert "*Skipped: no column latency_s.train_step in results.parquet" in text
     assert "| points failed (left out) | 1 |" in text
     assert "`learning.m_star`, `model.hidden`, `seed`" in text
-    energy_part = text.split("## Energy vs accuracy")[1].split("## Latency")[0]
-    writes_part = text.split("## Writes vs accuracy")[1]
+    assert "| colour | `learning.m_star` |" in text and "| marker | `model.hidden` |" in text
+    energy_part = text.split("## Energy of the whole run vs accuracy")[1].split("## ")[0]
+    writes_part = text.split("## Device writes of the run vs accuracy")[1]
     # (energy, accuracy): p00 (1, 65%), p01 (2, 70%), p02 (3, 75%), p03 (2.5, 65%), p04 (9, 90%):
     # only p03 is dominated (by p01).
     assert [r for r in ("p00", "p01", "p02", "p03", "p04") if f"| {r}" in energy_part] == [
         "p00", "p01", "p02", "p04"]
     # writes: p04 (50 writes, 90%) dominates everything.
     assert [r for r in ("p00", "p01", "p02", "p03", "p04") if f"| {r}" in writes_part] == ["p04"]
-    assert "| 4 | [128] | 0 | 90.00 | 9 J | p04" in energy_part
+    assert "| 4 | [128] | 90.00 | 9 J | 1 | p04" in energy_part
+
+
+def test_sweep_report_aggregates_seeds_as_mean_and_sd(tmp_path):
+    frame = synthetic_results(tmp_path)
+    ok = frame[frame["status"] == "ok"]
+    again = ok.assign(seed=1, point_id=[p.replace("p", "q") for p in ok["point_id"]],
+                      **{"accuracy.after:fashion.mnist": ok["accuracy.after:fashion.mnist"] - 0.1,
+                         "energy_j.total": ok["energy_j.total"] + 1.0})
+    pd.concat([frame, again]).to_parquet(tmp_path / "results.parquet")
+    text = make_report(tmp_path, tmp_path / "rep", objectives=["energy", "accuracy"]).read_text()
+    assert "| seeds per configuration | 2 (drawn as mean ± sd) |" in text
+    # p04 and its second seed: accuracy (90+90)/2 and (80+90)/2 -> 90 and 85, mean 87.5, sd 3.536;
+    # energy 9 and 10 J -> 9.5 ± 0.7071 J.
+    assert "| 4 | [128] | 87.50 ± 3.54 | 9.5 J ± 707.1 mJ | 2 |" in text
+    accuracy_part = text.split("## Accuracy of every configuration")[1]
+    assert "| 4 | [128] | 87.50 ± 3.54 | 2 |" in accuracy_part
+
+
+def test_unknown_objective_is_one_line(tmp_path):
+    synthetic_results(tmp_path)
+    assert_clean_failure(archsim("report", str(tmp_path), "--objective", "joy"), 2,
+                         "--objective 'joy': not an objective; choose one of inference-energy")
 
 
 def test_sweep_report_without_metric_columns(tmp_path):
@@ -243,7 +269,7 @@ def test_sweep_report_without_metric_columns(tmp_path):
     frame.drop(columns=[c for c in frame.columns if c.startswith(("accuracy.", "energy_j."))]).to_parquet(
         tmp_path / "results.parquet")
     text = make_report(tmp_path).read_text()
-    assert text.count("*Skipped: no accuracy.after:") == 3
+    assert text.count("*Skipped: no accuracy.after:") == 4  # the default objectives, area absent
     assert not list((tmp_path / "report").glob("*.png"))
 
 
@@ -259,7 +285,16 @@ def test_task_order_and_final_accuracy_without_config():
 
 
 # -- bad inputs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("case", ["missing", "not-a-run", "corrupt-summary", "corrupt-parquet",
+def minimal_summary() -> dict:
+    """The smallest valid summary.json: a software run of one task."""
+    return {"archsim_version": "0", "workload": "w", "seed": 0, "rule": "qnn-meta", "m_star": 0.0,
+            "accuracy": {"after:a": {"a": 0.5}}, "validation_accuracy": {}, "train_loss": {"a": [1.0]},
+            "writes": {"total": 0, "max_per_device": 0, "mean_per_device": 0.0, "pulses_total": 0,
+                       "stuck_devices": 0, "weights": 1},
+            "memory_bits": {"weights": 1, "total": 34, "bnn_equivalent": 66, "saving_vs_bnn": 1.94, "formula": "f"}}
+
+
+@pytest.mark.parametrize("case", ["missing", "not-a-run", "corrupt-summary", "not-a-summary", "corrupt-parquet",
                                   "unwritable-out", "bad-format"])
 def test_bad_inputs_give_one_line(tmp_path, case):
     target = tmp_path / "run"
@@ -276,8 +311,11 @@ def test_bad_inputs_give_one_line(tmp_path, case):
     elif case == "corrupt-parquet":
         (target / "results.parquet").write_bytes(b"PAR1 garbage")
         code, expected = 3, "cannot be read as Parquet"
-    elif case == "unwritable-out":
+    elif case == "not-a-summary":
         (target / "summary.json").write_text(json.dumps({"accuracy": {"after:a": {"a": 0.5}}}))
+        code, expected = 3, "not a summary of this archsim version ('archsim_version': Field required)"
+    elif case == "unwritable-out":
+        (target / "summary.json").write_text(json.dumps(minimal_summary()))
         blocker = tmp_path / "file"
         blocker.write_text("x")
         args = ["--out", str(blocker / "rep")]
@@ -289,3 +327,93 @@ def test_bad_inputs_give_one_line(tmp_path, case):
     assert_clean_failure(archsim("report", str(target), *args), code, expected)
     if target.exists():
         assert not (target / "report").exists()
+
+
+# -- SI units and every swept key ----------------------------------------------------------------
+def tick_texts(fig) -> list[str]:
+    fig.canvas.draw()
+    return [t.get_text() for ax in fig.axes for t in ax.get_xticklabels() if t.get_text()]
+
+
+def test_figure_axes_carry_si_units(hw_run):
+    from matplotlib.ticker import EngFormatter
+
+    from archsim.report import plots
+    from archsim.results import RunSummary
+
+    summary = RunSummary.load(hw_run)
+    energy = plots.energy_breakdown(summary.energy_frame())
+    assert all(isinstance(ax.xaxis.get_major_formatter(), EngFormatter) and ax.xaxis.get_major_formatter().unit == "J"
+               for ax in energy.axes)
+    assert any(t.endswith("mJ") for t in tick_texts(energy))  # the smoke run costs some mJ
+    latency = plots.latency_figure(summary.latency_s.by_phase, summary.latency_cycles.by_phase,
+                                   {"train step": summary.latency_s.train_step})
+    assert {ax.xaxis.get_major_formatter().unit for ax in latency.axes} == {"s"}
+    assert any(t.endswith("ms") for t in tick_texts(latency))
+    with np.load(hw_run / "devices.npz") as npz:
+        g, state, stuck = npz["layer0.g0_s"].ravel(), npz["layer0.state0"].ravel(), npz["layer0.stuck0"].ravel()
+        targets = npz["state_g_s"]
+    g = g.copy()
+    g[:10] = 0.0  # below the physical floor: drawn at G_min
+    conductance = plots.conductance_histogram(g, state, stuck, targets, 1e-6)
+    texts = tick_texts(conductance)
+    assert any("µS" in t for t in texts) and not any("uS" in t for t in texts)
+    bars = [patch.get_x() for patch in conductance.axes[0].patches if patch.get_height() > 0]
+    assert bars and min(bars) >= 1e-6 * (1 - 1e-9)  # nothing drawn below the physical floor
+    for fig in (energy, latency, conductance):
+        plots.plt.close(fig)
+
+
+def two_key_table():
+    import pandas as pd
+
+    return pd.DataFrame({"hardware.adc.bits": [3, 3, 8, 8], "hardware.tile.rows": [64, 128, 64, 128],
+                         "cost_mean": [2e-9, 3e-9, 4e-9, 5e-9], "cost_sd": [0.0, 1e-10, 0.0, 0.0],
+                         "accuracy_mean": [0.5, 0.6, 0.7, 0.8], "accuracy_sd": [0.0, 0.01, 0.02, 0.0],
+                         "n_seeds": [2, 2, 2, 2], "points": [[0], [1], [2], [3]]})
+
+
+def test_sweep_figure_shows_both_keys_with_discrete_colours_and_si_axis():
+    from matplotlib.ticker import EngFormatter
+
+    from archsim.report import plots
+    from archsim.report.sweep_report import OBJECTIVES, encoding
+
+    table = two_key_table()
+    enc = encoding(["hardware.adc.bits", "hardware.tile.rows"])
+    fig = plots.sweep_figure(table, np.array([True, True, True, True]), enc, OBJECTIVES["inference-energy"])
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert {"hardware.adc.bits=3", "hardware.adc.bits=8", "hardware.tile.rows=64", "hardware.tile.rows=128"} <= set(labels)
+    ax = fig.axes[0]
+    assert isinstance(ax.xaxis.get_major_formatter(), EngFormatter) and ax.xaxis.get_major_formatter().unit == "J"
+    assert any(t.endswith("nJ") for t in tick_texts(fig))
+    colours = {tuple(line.get_color()) if not isinstance(line.get_color(), str) else line.get_color()
+               for line in ax.get_lines() if line.get_marker() not in (None, "None", "")}
+    assert len(colours) == 2  # one discrete colour per ADC resolution, no colour bar
+    assert len(fig.axes) == 1
+    plots.plt.close(fig)
+
+
+def test_report_of_a_real_sweep_over_two_keys_with_objective(tmp_path):
+    import archsim
+
+    spec = {"name": "two-keys", "workload": "smoke", "hardware": "paper-130nm",
+            "set": {"tasks.*.epochs": 1, "tasks.*.train_limit": 300, "tasks.*.test_limit": 200,
+                    "data.validation_size": 100, "model.hidden": [32]},
+            "grid": {"hardware.adc.bits": [3, 8], "hardware.tile.rows": [64, 128]}, "seeds": [0]}
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(spec))
+    frame = archsim.sweep(tmp_path / "two.yaml", out=tmp_path / "out", serial=True)
+    assert len(frame) == 4 and set(frame["status"]) == {"ok"}
+    csv = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert list(csv["point_id"]) == list(frame["point_id"]) and "config_json" not in csv.columns
+    proc = archsim_cli("report", str(tmp_path / "out"), "--objective", "inference-energy", "--objective", "accuracy")
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out" / "report"
+    assert {p.name for p in out.iterdir()} == {"report.md", "sweep_inference-energy.png", "sweep_accuracy.png"}
+    text = (out / "report.md").read_text()
+    assert "| colour | `hardware.adc.bits` |" in text and "| marker | `hardware.tile.rows` |" in text
+    assert "| `hardware.adc.bits` | `hardware.tile.rows` | accuracy (%) | `energy_j.per_inference_image` |" in text
+    assert "Skipped" not in text
+
+
+archsim_cli = archsim

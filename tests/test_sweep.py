@@ -32,7 +32,7 @@ TINY_WORKLOAD = {
         {"name": "mnist", "dataset": "mnist", "epochs": 1, "train_limit": 200, "test_limit": 100},
         {"name": "fashion", "dataset": "fashion-mnist", "epochs": 1, "train_limit": 200, "test_limit": 100},
     ],
-    "model": {"hidden": [16], "levels": 3, "init_width": 1.0},
+    "model": {"hidden": [16], "levels": 3, "init_width": 2.0},
     "learning": {"rule": "qnn-meta", "m_star": 2.0, "batch_size": 100},
     "data": {"validation_size": 100},
 }

@@ -296,3 +296,13 @@ def test_progress_total_counts_the_images_each_kind_trains_on():
     assert expected_train_images(task(kind="split", classes=[0, 1]), 55000) == 11000
     chunk = task(kind="stream-chunk", seed=0, chunk=2, chunks=3)
     assert expected_train_images(chunk, 100) == 34
+
+
+def test_sequence_without_test_set_reports_validation_metrics(tmp_path):
+    workload = tmp_path / "seq.yaml"
+    workload.write_text(yaml.safe_dump(tree(data__evaluate_test=False)))
+    proc = run_cli("run", str(workload), "--out", str(tmp_path / "run"), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "average validation accuracy after the last task:" in proc.stdout
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["accuracy"] == {} and list(summary["continual"]) == ["validation"]

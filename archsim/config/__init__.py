@@ -50,6 +50,34 @@ class RunConfig(WorkloadConfig):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_hidden_weight_format(self) -> "RunConfig":
+        """The learning arithmetic and the DPU's energy/SRAM price must use the same format."""
+        bits = self.learning.hidden_weight_bits
+        if self.hardware is None or bits is None:
+            return self
+        precision = self.hardware.dpu.hidden_precision
+        if precision != bits:
+            raise ValueError(
+                f"learning.hidden_weight_bits = {bits} but hardware.dpu.hidden_precision = "
+                f"{precision}: the DPU's hidden weights have one format; set "
+                f"hardware.dpu.hidden_precision={bits}, or leave learning.hidden_weight_bits "
+                "unset (it then follows the DPU)"
+            )
+        return self
+
+    @property
+    def hidden_weight_bits(self) -> int | None:
+        """Fixed-point width of the hidden weights in the learning arithmetic, None = float32.
+
+        One source of truth: learning.hidden_weight_bits, or with hardware the DPU's
+        hidden_precision (which also prices its arithmetic and sizes its SRAM).
+        """
+        if self.learning.hidden_weight_bits is not None or self.hardware is None:
+            return self.learning.hidden_weight_bits
+        precision = self.hardware.dpu.hidden_precision
+        return None if precision == "float32" else int(precision)
+
 
 def load_run_config(
     workload: str | Path,
@@ -68,6 +96,9 @@ def load_run_config(
         tree["seed"] = seed
     config = validate(RunConfig, tree, str(workload_path))
     if config.hardware is not None:
+        from archsim.limits import check_run_memory
+
+        check_run_memory(config)  # before the mapping below builds one object per tile
         # A network that does not fit is a load-time error, before any data is read.
         from archsim.mapping import check_network_fits
 

@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archsim.config.base import StrictModel
+from archsim.config.base import StrictModel, check_float32
 
 SigmaSpec = float | list[float]
 
@@ -115,12 +115,28 @@ class DeviceConfig(StrictModel):
         "interpolated over the conductance window like c2c_sigma.",
     )
 
+    relaxation_growth_per_decade: float = Field(
+        default=0.0,
+        ge=0,
+        description="Growth of the relaxation spread with the time t since the write, on the "
+        "device clock: sigma(t) = relaxation_sigma * (1 + this * log10(t / 1 s)) for t > 1 s "
+        "(relaxation_sigma being the spread 1 s after the write). Each programmed device draws "
+        "once the direction of its slow relaxation; 0 = the spread stays at its 1 s value.",
+    )
+
     # --- reads -------------------------------------------------------------------------------
     read_noise_sigma: float = Field(
         default=0.0,
         ge=0,
         description="Read noise: every read draws a fresh Gaussian perturbation of each "
         "conductance with standard deviation read_noise_sigma * G (relative to G).",
+    )
+    read_noise_sampler: Literal["ziggurat", "box-muller"] = Field(
+        default="ziggurat",
+        description="How the read-noise Gaussians are drawn: 'ziggurat' (numpy's "
+        "standard_normal, float32) or 'box-muller' (float32 Box-Muller from uniform draws: "
+        "the same distribution, tails to 5.7 sigma, about 2x faster on a large layer; "
+        "different draws for the same seed).",
     )
     drift_nu: float = Field(
         default=0.0,
@@ -186,6 +202,7 @@ class DeviceConfig(StrictModel):
                 raise ValueError("sigma must be a finite number")
             if v < 0:
                 raise ValueError(f"sigma must be >= 0 (a standard deviation), got {v}")
+        check_float32(values, "sigma")
         return value
 
     @model_validator(mode="after")
@@ -196,6 +213,13 @@ class DeviceConfig(StrictModel):
                 "the conductance window G_min..G_max would be empty"
             )
         return self
+
+    @property
+    def ages(self) -> bool:
+        """True when read conductances depend on the time since programming (drift, relaxation)."""
+        relaxes = (max(self.relaxation_sigma) if isinstance(self.relaxation_sigma, list)
+                   else self.relaxation_sigma) > 0
+        return self.drift_nu > 0 or (self.relaxation_growth_per_decade > 0 and relaxes)
 
     @property
     def is_ideal(self) -> bool:
@@ -209,6 +233,7 @@ class DeviceConfig(StrictModel):
             and self.d2d_gain_sigma == 0.0
             and self.read_noise_sigma == 0.0
             and self.drift_nu == 0.0
+            and self.relaxation_growth_per_decade == 0.0
             and self.endurance_model == "none"
             and self.stuck_at_fault_rate == 0.0
         )

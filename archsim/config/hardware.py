@@ -23,7 +23,7 @@ Main sources (full references in docs/architecture.md):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,6 +31,15 @@ from archsim.config.base import StrictModel
 from archsim.config.device import DeviceConfig
 
 ENDPOINTS = ("dpu", "gbuf")
+
+
+def area_node_field(default: float | None = None) -> Any:
+    """The ``area_reference_node_nm`` field of every section that has areas."""
+    return Field(
+        default=default, ge=5, le=250,
+        description="Node (nm) of the area figures of this section; None = reference_node_nm. "
+        "Areas scale as (technology.node_nm / area_reference_node_nm)^2 (archsim/hw/area.py).",
+    )
 
 
 class TechnologyConfig(StrictModel):
@@ -102,6 +111,29 @@ class TileConfig(StrictModel):
         default=32.0, ge=5, le=250, description="Node of shift_add_energy_j and leakage_w (nm)."
     )
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the reference numbers (V).")
+    cell_area_f2: float = Field(
+        default=125.74,
+        gt=0,
+        description="Area of one 1T1R cell in F^2, F = technology.node_nm (the access transistor "
+        "sets the pitch). Default: NeuRRAM (Wan et al., Nature 2022, Fig. 11f: RRAM cells 12 % "
+        "of a 256x256 core), 125.74 F^2 at 130 nm as tabulated in CiMLoop's "
+        "rram_wan_nature_2022.cell.yaml.",
+    )
+    shift_add_area_um2: float = Field(
+        default=60.0,
+        ge=0,
+        description="Area of one shift-and-add unit (one per ADC) in um^2 at area_reference_node_nm "
+        "(ISAAC 16-bit S+A: 60 um^2 at 32 nm; hwcomponents-library isaac.py).",
+    )
+    periphery_area_um2: float = Field(
+        default=358.75,
+        ge=0,
+        description="Other per-tile periphery (input/output registers, control) in um^2 at "
+        "area_reference_node_nm. Default: ISAAC IMA input register 2 KB (2100 um^2) + output "
+        "register 256 B (770 um^2) shared by 8 crossbars = 358.75 um^2 per crossbar at 32 nm "
+        "(Shafiee et al., ISCA 2016, Table 1).",
+    )
+    area_reference_node_nm: float | None = area_node_field()
 
 
 class DacConfig(StrictModel):
@@ -130,6 +162,14 @@ class DacConfig(StrictModel):
     latency_s: float = Field(
         default=1.0e-9, ge=0, description="Settling time in s of one slice (ISAAC: 1 ns)."
     )
+    area_um2: float = Field(
+        default=0.166015625,
+        ge=0,
+        description="Area of one row driver/DAC of reference_bits in um^2 at area_reference_node_nm "
+        "(ISAAC: 8 x 128 1-bit DACs in 170 um^2 at 32 nm, Table 1; hwcomponents-library "
+        "isaac.py). Scaled by 2^(bits - reference_bits) (Accelergy's DAC rule).",
+    )
+    area_reference_node_nm: float | None = area_node_field()
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energy (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energy (V).")
 
@@ -178,6 +218,33 @@ class AdcConfig(StrictModel):
     auto_sigmas: float = Field(
         default=4.0, gt=0, description="Standard deviations covered by the auto clipping range."
     )
+    conversion: Literal["per_slice", "per_vector"] = Field(
+        default="per_slice",
+        description="'per_slice': every input slice is sampled, converted and shift-added "
+        "digitally (ISAAC); 'per_vector': the slices are integrated in the analog domain and "
+        "each output is converted once per input vector (NeuRRAM's integrating neuron).",
+    )
+    sample_energy_j: float = Field(
+        default=0.98e-15,
+        ge=0,
+        description="Energy in J of sampling (and integrating) one column output for one input "
+        "slice, at reference_node_nm / reference_vdd_v. ISAAC sample-and-hold: 10 uW for "
+        "8 x 128 S+H sampled every 100 ns = 0.98 fJ at 32 nm (Table 1).",
+    )
+    area_um2: float = Field(
+        default=1200.0,
+        ge=0,
+        description="Area of one ADC of reference_bits in um^2 at area_reference_node_nm (ISAAC "
+        "8-bit SAR: 9600 um^2 / 8 ADCs at 32 nm, Table 1). Scaled by 2^(bits - reference_bits) "
+        "(Accelergy's ADC rule; Murmann's ADC survey shows SAR area roughly doubling per bit).",
+    )
+    sample_area_um2: float = Field(
+        default=0.0390625,
+        ge=0,
+        description="Area of one column sample-and-hold/integrator in um^2 at area_reference_node_nm "
+        "(ISAAC: 8 x 128 S+H in 40 um^2 at 32 nm, Table 1).",
+    )
+    area_reference_node_nm: float | None = area_node_field()
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energy (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energy (V).")
 
@@ -185,7 +252,7 @@ class AdcConfig(StrictModel):
 class CrossbarConfig(StrictModel):
     """Analog read of the 1T1R array."""
 
-    read_voltage_v: float = Field(default=0.2, gt=0, description="Read voltage in V (0.2 V, DESIGN §3).")
+    read_voltage_v: float = Field(default=0.2, gt=0, description="Read voltage in V (0.2 V: assumption, below the HfO2 switching voltage).")
     read_time_s: float = Field(default=1.0e-9, gt=0, description="Read pulse per slice in s (1 ns).")
     mean_cell_conductance_s: float | None = Field(
         default=None,
@@ -212,7 +279,7 @@ class ProgrammingConfig(StrictModel):
     pulse_energy_j: float = Field(
         default=0.6e-12,
         ge=0,
-        description="Energy in J of one SET/RESET pulse (about 0.6 pJ, DESIGN §3: 2 V, 10-50 ns). "
+        description="Energy in J of one SET/RESET pulse (0.6 pJ: assumption, V^2 G t of 2 V, 10 ns, 15 uS). "
         "Used when the device model reports no energy (CommitReport.energy_j = 0).",
     )
     pulse_time_s: float | None = Field(
@@ -298,6 +365,21 @@ class DpuConfig(StrictModel):
     bn_backward_ops_per_element: int = Field(
         default=10, ge=0, description="Ops per element of the batch-norm backward and straight-through gate."
     )
+    mac_area_um2: float = Field(
+        default=6628.0,
+        ge=0,
+        description="Area of one arithmetic lane (a 32-bit adder and a 32-bit multiplier) in um^2 "
+        "at area_reference_node_nm: Aladdin 40 nm library, adder 278 um^2 + multiplier 6350 um^2 "
+        "(Shao et al., ISCA 2014; hwcomponents-library aladdin.py). A fixed-point lane of b bits "
+        "scales as the energies (adder b/32, multiplier (b/32)^2).",
+    )
+    sram_cell_area_f2: float = Field(
+        default=170.9,
+        gt=0,
+        description="6T SRAM bit-cell area in F^2 at technology.node_nm (Intel 45 nm: 0.346 um^2 = "
+        "170.9 F^2; Mistry et al., IEDM 2007). Decoders and sense amplifiers are not included.",
+    )
+    area_reference_node_nm: float | None = area_node_field(40.0)  # Aladdin library: 40 nm
     reference_node_nm: float = Field(default=45.0, ge=5, le=250, description="Node of the energies (nm).")
     reference_vdd_v: float = Field(default=0.9, gt=0, description="Supply of the energies (V).")
 
@@ -322,6 +404,13 @@ class GlobalBufferConfig(StrictModel):
         description="Energy per bit read, J (ISAAC eDRAM: 20.45 pJ per 256-bit access at 32 nm).",
     )
     write_energy_per_bit_j: float = Field(default=0.0799e-12, ge=0, description="Energy per bit written, J.")
+    area_um2: float = Field(
+        default=83000.0,
+        ge=0,
+        description="Area of the global buffer in um^2 at area_reference_node_nm (ISAAC tile eDRAM "
+        "buffer 64 KB: 0.083 mm^2 at 32 nm, Table 1).",
+    )
+    area_reference_node_nm: float | None = area_node_field()
     leakage_w: float = Field(default=0.0, ge=0, description="Static power, W.")
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energies (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energies (V).")
@@ -361,6 +450,21 @@ class InterconnectConfig(StrictModel):
         "'dpu', 'gbuf' or any router name.",
     )
     leakage_w: float = Field(default=0.0, ge=0, description="Static power of the whole network, W.")
+    router_area_um2: float = Field(
+        default=150000.0,
+        ge=0,
+        description="Area of one router with 256-bit ports in um^2 at area_reference_node_nm (ISAAC "
+        "router shared by 4 tiles: 0.151 mm^2 at 32 nm, Table 1); scaled linearly with "
+        "link_width_bits / 256 (hwcomponents-library IsaacRouter width rule). Mesh: one router "
+        "per endpoint; tree/custom: one per router node; bus: none.",
+    )
+    link_area_um2_per_bit: float = Field(
+        default=29.296875,
+        ge=0,
+        description="Wiring area of one link per bit of width in um^2 at area_reference_node_nm "
+        "(ISAAC eDRAM-to-IMA bus: 7500 um^2 for 256 bits at 32 nm; hwcomponents-library isaac.py).",
+    )
+    area_reference_node_nm: float | None = area_node_field()
     reference_node_nm: float = Field(default=32.0, ge=5, le=250, description="Node of the energy (nm).")
     reference_vdd_v: float = Field(default=1.0, gt=0, description="Supply of the energy (V).")
 
@@ -402,6 +506,22 @@ class HardwareConfig(StrictModel):
     trace_batches: int = Field(
         default=3, ge=0, description="Batches (training and evaluation) recorded in the Perfetto trace."
     )
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_preset(cls, value: object) -> object:
+        """``device: {preset: hfo2-130nm, read_noise_sigma: 0.02}``: the shipped device preset
+        ``hwconfigs/devices/hfo2-130nm.yaml`` (or a YAML file path) with those fields replaced."""
+        if not isinstance(value, dict) or "preset" not in value:
+            return value
+        from archsim.devices import load_device_preset
+        from archsim.errors import ConfigError
+
+        try:
+            preset = load_device_preset(str(value["preset"])).model_dump(mode="json")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return preset | {k: v for k, v in value.items() if k != "preset"}
 
     @property
     def weight_encoding(self) -> str:

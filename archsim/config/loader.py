@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from archsim.config.dotted import set_dotted
-from archsim.errors import ConfigError
+from archsim.errors import ConfigError, ResourceError
+from archsim.limits import MAX_CONFIG_BYTES, MAX_EXPANDED_NODES, MAX_NESTING_DEPTH, MAX_YAML_ALIASES
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -43,16 +44,96 @@ def resolve_preset_path(path_or_name: str | Path, kind: str) -> Path:
     )
 
 
+class InputTooLarge(Exception):
+    """A YAML document beyond the nesting, alias or size bounds (see archsim.limits)."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts nesting depth and alias uses while composing, so a 20 000-deep
+    document or a billion-laughs alias chain stops early instead of exhausting the stack or
+    the memory (the expanded size is checked by :func:`expanded_size` after loading)."""
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise InputTooLarge(f"more than {MAX_YAML_ALIASES} alias uses (*name)")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_NESTING_DEPTH:
+            raise InputTooLarge(f"nested deeper than {MAX_NESTING_DEPTH} levels")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def expanded_size(data: Any) -> int:
+    """Values in ``data`` counting every alias use as a full copy; stops past the bound.
+
+    Shared sub-trees (what aliases make) are counted once per use without being copied,
+    so the count itself stays cheap; a tree that contains itself is refused.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise InputTooLarge("an alias refers to a collection that contains it")
+        active.add(key)
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_EXPANDED_NODES:
+                raise InputTooLarge(f"more than {MAX_EXPANDED_NODES:,} values once aliases are expanded")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(data)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML with the bounds of :class:`BoundedLoader` and :func:`expanded_size`."""
+    loader = BoundedLoader(text)
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    expanded_size(data)
+    return data
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file that must hold a mapping; errors name the file and the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ResourceError(
+                f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MiB; a configuration is a few kB, "
+                "check that this is the right file"
+            )
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror}); check the path") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file; give a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml_text(text)
+    except InputTooLarge as exc:
+        raise ResourceError(f"{path}: {exc}; simplify the file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -74,7 +155,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text!r}: expected dotted.key=value, e.g. learning.m_star=2")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml_text(raw) if raw.strip() else None
+    except InputTooLarge as exc:
+        raise ResourceError(f"--set {text!r}: {exc}; simplify the value") from None
     except yaml.YAMLError:
         raise ConfigError(f"--set {text!r}: value is not valid YAML; quote it or fix it") from None
     return key, value

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archsim.config.base import StrictModel
+from archsim.config.base import StrictModel, check_float32
 from archsim.data.tasks import SEQUENCE_KINDS, task_problem
 
 DatasetName = Literal["mnist", "fashion-mnist"]
@@ -131,6 +131,7 @@ class ModelConfig(StrictModel):
         description="Explicit, strictly increasing level values (length = levels). None gives "
         "the uniform symmetric set -1 + k*2/(L-1), k = 0..L-1.",
     )
+
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         """Neurons per layer, input to output: (784, *hidden, 10). The one definition the
@@ -140,8 +141,10 @@ class ModelConfig(StrictModel):
     init_width: float = Field(
         default=0.1,
         gt=0,
-        description="Hidden weights start uniform in [-init_width, +init_width] "
-        "(same units as the levels).",
+        description="Total width of the uniform initial distribution of the hidden weights: "
+        "U(-init_width/2, +init_width/2), in level units. This is the meaning of "
+        "Laborieux et al. 2021's --init-width (models_utils.py: uniform_(a=-width/2, "
+        "b=width/2); their default 0.1).",
     )
     bn_eps: float = Field(default=1e-5, gt=0, description="Batch-norm variance floor.")
     bn_affine: Literal["all", "output", "none"] = Field(
@@ -156,6 +159,14 @@ class ModelConfig(StrictModel):
         "(2 x neurons x 32 bit per task in the DPU) and evaluate each task with its own, as "
         "Laborieux et al. 2021's code does ('task' scenario). The weights stay shared. "
         "False evaluates every task with the current parameters (domain-incremental).",
+    )
+    batchnorm_eval: Literal["batch", "running"] = Field(
+        default="batch",
+        description="Statistics batch-norm uses at evaluation: 'batch' = those of each "
+        "evaluation batch (eval_batch_size images, as Laborieux et al.'s MLP code); "
+        "'running' = running mean and variance stored during training (momentum 0.1, "
+        "unbiased variance, as torch.nn.BatchNorm1d), so each image is classified on its "
+        "own, as a chip does. Per task with bn_per_task.",
     )
     activation: Literal["sign", "tanh"] = Field(
         default="sign",
@@ -184,6 +195,7 @@ class ModelConfig(StrictModel):
                 raise ValueError("level_values must be finite numbers")
             if any(b <= a for a, b in zip(values, values[1:])):
                 raise ValueError("level_values must be strictly increasing")
+            check_float32(values, "level_values", increasing=True)
         return self
 
 
@@ -247,6 +259,28 @@ class LearningConfig(StrictModel):
         description="Bound on |W_H| in hidden-weight units, None for unbounded. Caps "
         "consolidation, hence sets a floor on the attenuation factor.",
     )
+    hidden_weight_bits: int | None = Field(
+        default=None,
+        ge=2,
+        le=64,
+        description="Fixed-point width of the hidden weights held by the DPU, in bits (sign "
+        "included), applied after every update: W_H is rounded to a multiple of "
+        "2*hidden_weight_range/2**bits and saturated at +-hidden_weight_range. None keeps "
+        "float32, or with hardware follows hardware.dpu.hidden_precision (if both are set "
+        "they must agree).",
+    )
+    hidden_weight_range: float = Field(
+        default=2.0,
+        gt=0,
+        le=1024,
+        description="Largest |W_H| of the fixed-point hidden weights (level units); only used "
+        "with hidden_weight_bits.",
+    )
+    hidden_rounding: Literal["nearest", "stochastic"] = Field(
+        default="nearest",
+        description="Rounding of the fixed-point hidden weights: to the nearest step, or "
+        "stochastic (up with probability equal to the remainder; seeded generator).",
+    )
     batch_size: int = Field(default=100, ge=1, le=60000, description="Mini-batch size (images).")
     optimizer: AdamConfig = Field(default_factory=AdamConfig)
 
@@ -270,6 +304,11 @@ class DataConfig(StrictModel):
         ge=0,
         le=30000,
         description="Last N training images of each dataset held out for validation (never trained on).",
+    )
+    evaluate_test: bool = Field(
+        default=True,
+        description="Evaluate the test sets. False never reads or scores a test image: the "
+        "summary then has validation accuracy only (for choosing settings, docs/learning-rules.md).",
     )
 
 
@@ -315,6 +354,7 @@ class WorkloadConfig(StrictModel):
                 raise ValueError("give either 'tasks' or 'sequence', not both")
             # Frozen model: the expansion is part of validation, so write the fields directly.
             self.__dict__.update(tasks=self.sequence.tasks(), sequence=None)
+            self.__pydantic_fields_set__.add("tasks")
         if not self.tasks:
             raise ValueError("no tasks: give 'tasks' (a list) or 'sequence' (N generated tasks)")
         return self
@@ -335,6 +375,11 @@ class WorkloadConfig(StrictModel):
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
             raise ValueError(f"task names must be unique, repeated: {', '.join(duplicated)}")
+        if not self.data.evaluate_test and self.data.validation_size == 0:
+            raise ValueError(
+                "data.evaluate_test is false and data.validation_size is 0: nothing would be "
+                "evaluated; hold out validation images (e.g. data.validation_size=5000)"
+            )
         if self.learning.rule == "bnn-meta" and self.model.levels != 2:
             raise ValueError(
                 "learning.rule 'bnn-meta' needs model.levels = 2 (binary weights); "

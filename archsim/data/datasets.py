@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from archsim.errors import DataError
+from archsim.limits import MAX_IDX_BYTES
 
 PathLike = str | os.PathLike[str]
 
@@ -57,6 +58,7 @@ SPLITS: dict[str, str] = {"train": "train", "test": "t10k"}
 
 _FIX = "delete it and re-download, or point --data-dir / ARCHSIM_DATA at a good copy"
 _DOWNLOAD_TIMEOUT_S = 60.0
+_CHUNK_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -236,14 +238,30 @@ def find_dataset_dir(name: str, data_dir: PathLike | None = None) -> Path:
 
 
 def _read_bytes(name: str, path: Path, compressed: bool | None = None) -> bytes:
-    """The decompressed content of ``path`` (gzip if ``compressed``; default: ends in .gz)."""
+    """The decompressed content of ``path`` (gzip if ``compressed``; default: ends in .gz).
+
+    Streamed in chunks and capped at :data:`~archsim.limits.MAX_IDX_BYTES`, so a small gzip
+    that inflates to gigabytes (or a huge raw file) is refused without being read whole.
+    """
     if compressed is None:
         compressed = path.suffix == ".gz"
+    limit = MAX_IDX_BYTES
     try:
-        if compressed:
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
+        opener = gzip.open if compressed else open
+        with opener(path, "rb") as handle:
+            chunks, size = [], 0
+            while size <= limit:
+                chunk = handle.read(min(_CHUNK_BYTES, limit + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        if size > limit:
+            raise DataError(
+                f"{name}: file {path} {'decompresses to' if compressed else 'is'} more than "
+                f"{limit // 2**20} MiB, far more than an MNIST-sized IDX file; {_FIX}"
+            )
+        return b"".join(chunks)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise DataError(
             f"{name}: file {path} is not a valid gzip file or is cut short ({exc}); {_FIX}"

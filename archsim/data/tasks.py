@@ -103,10 +103,15 @@ class SourceSplits:
     test_labels: np.ndarray
 
 
-def load_source(dataset: str, data_dir: str | None, validation_size: int) -> SourceSplits:
-    """Train (all but the last ``validation_size`` images), validation and test of a data set."""
+def load_source(dataset: str, data_dir: str | None, validation_size: int,
+                with_test: bool = True) -> SourceSplits:
+    """Train (all but the last ``validation_size`` images), validation and test of a data set;
+    ``with_test=False`` never reads the test set (its arrays are empty)."""
     train_images, train_labels = load_split(dataset, "train", data_dir)
-    test_images, test_labels = load_split(dataset, "test", data_dir)
+    if with_test:
+        test_images, test_labels = load_split(dataset, "test", data_dir)
+    else:
+        test_images, test_labels = train_images[:0], train_labels[:0]
     n_train = train_images.shape[0] - validation_size
     return SourceSplits(
         train_images[:n_train], train_labels[:n_train],
@@ -249,9 +254,10 @@ def _classes_problem(classes: list[int]) -> str | None:
     return None
 
 
-def load_task(task: TaskConfig, data_dir: str | None, validation_size: int) -> TaskData:
-    """The data of one task, as its kind builds it."""
-    source = load_source(task.dataset, data_dir, validation_size)
+def load_task(task: TaskConfig, data_dir: str | None, validation_size: int,
+              with_test: bool = True) -> TaskData:
+    """The data of one task, as its kind builds it (without test images if not ``with_test``)."""
+    source = load_source(task.dataset, data_dir, validation_size, with_test)
     return TASK_KINDS[task.kind].build(task, source)
 
 

@@ -15,6 +15,13 @@ import numpy as np
 from archsim.devices.model import DeviceModel
 
 
+def smallest_unsigned(counts: np.ndarray) -> np.ndarray:
+    """``counts`` (non-negative integers) in the smallest unsigned dtype that holds its maximum:
+    what a result file stores (uint8 instead of uint32 compresses a quarter faster)."""
+    top = int(counts.max()) if counts.size else 0
+    return counts.astype(np.min_scalar_type(top), copy=False)
+
+
 @dataclass
 class ProgramResult:
     """What programming a set of devices did (arrays aligned with the index array given).
@@ -42,7 +49,9 @@ class DevicePlane:
     program operations (writes) applied; ``pulses`` uint32 pulses applied; ``stuck`` bool;
     ``endurance`` float32 cycles (None = infinite); ``gain`` float32 device-to-device
     programming gain (None = 1); ``program_event`` uint32 index of the store's programming
-    event (its time on the store clock) that last programmed each device (None without drift).
+    event (its time on the store clock) that last programmed each device, and
+    ``relax_amplitude`` float32 (S) the 1-s relaxation spread of its target times the unit
+    draw of its slow relaxation (None when reads do not age: no drift, no relaxation growth).
     ``stuck_fabrication`` / ``worn_out`` count devices that became stuck; ``stuck_requests``
     counts program requests refused because the device was stuck (not counted as writes).
     """
@@ -55,6 +64,7 @@ class DevicePlane:
     endurance: np.ndarray | None = None
     gain: np.ndarray | None = None
     program_event: np.ndarray | None = None
+    relax_amplitude: np.ndarray | None = None
     worn_out: int = field(default=0)
     stuck_requests: int = field(default=0)
 
@@ -79,8 +89,10 @@ class DevicePlane:
             gain *= np.float32(cfg.d2d_gain_sigma)
             np.exp(gain, out=gain)
             plane.gain = gain
-        if cfg.drift_nu > 0:
+        if cfg.ages:
             plane.program_event = np.zeros(n, dtype=np.uint32)
+            if cfg.relaxation_growth_per_decade > 0:
+                plane.relax_amplitude = np.zeros(n, dtype=np.float32)
         if cfg.stuck_at_fault_rate > 0:
             faulty = np.flatnonzero(rng.random(n) < cfg.stuck_at_fault_rate)
             at_max = rng.random(faulty.size) < cfg.stuck_at_g_max_fraction
@@ -165,6 +177,8 @@ class DevicePlane:
             self.pulses[dev] += pulses
         if self.program_event is not None:
             self.program_event[dev] = event
+        if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
+            self.relax_amplitude[dev] = model.state_relax[state] * rng.standard_normal(dev.size)
         return result
 
     def _write_verify(
@@ -179,52 +193,52 @@ class DevicePlane:
 
         A pulse moves a device from G to ``G + k (G_target - G) + N(0, sigma_c2c(target))``
         (k = its device-to-device gain, 1 by default); the verify read then keeps it in the
-        loop while ``|G - G_target| > tolerance``. The working arrays are compacted to the
-        devices still in the loop after every pulse (same draws, in the same order, as
-        indexing the full arrays). Returns the pulses per device, how many devices were still
+        loop while ``|G - G_target| > tolerance``. The first pulse works on the whole arrays,
+        later ones on the positions still outside tolerance. Returns the pulses per device,
+        how many devices were still
         outside tolerance after ``max_pulses`` and the energy of all pulses and verify reads,
         each pulse priced from the conductance before and after it.
         """
         cfg = model.config
         n = dev.size
         g = self.g[dev].astype(np.float64)
-        pulses = np.full(n, cfg.max_pulses, dtype=np.uint32)
+        tgt = target.astype(np.float64)
+        gain = None if self.gain is None else self.gain[dev].astype(np.float64)
+        sigma = model.state_c2c[state] if model.state_c2c.any() else None
+        pulses = np.zeros(n, dtype=np.uint32)
         tol = model.tolerance_s
-        pos = np.arange(n)
-        g_a = g
-        t_a = target.astype(np.float64)
-        k_a = None if self.gain is None else self.gain[dev].astype(np.float64)
-        s_a = model.state_c2c[state] if model.state_c2c.any() else None
         pulse_g = verify_g = 0.0  # sums over pulses of the conductance each one is priced at
         pulse_count = 0
         trapezoid = cfg.pulse_energy_conductance == "trapezoid"
-        for pulse in range(1, cfg.max_pulses + 1):
-            if k_a is None:
-                new = t_a.copy()
+        pos = None  # None = every device (first pulse): no gather needed
+        for _ in range(cfg.max_pulses):
+            if pos is None:
+                g_a, t_a = g, tgt
+                new = tgt.copy() if gain is None else g + gain * (tgt - g)
+                if sigma is not None:
+                    new += sigma * rng.standard_normal(n)
             else:
-                new = g_a + k_a * (t_a - g_a)
-            if s_a is not None:
-                new += s_a * rng.standard_normal(pos.size)
+                if pos.size == 0:
+                    break
+                g_a, t_a = g[pos], tgt[pos]
+                new = t_a.copy() if gain is None else g_a + gain[pos] * (t_a - g_a)
+                if sigma is not None:
+                    new += sigma[pos] * rng.standard_normal(pos.size)
             np.maximum(new, 0.0, out=new)
             total_new = float(new.sum())
             pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
             verify_g += total_new
-            pulse_count += int(pos.size)
             outside = np.abs(new - t_a) > tol
-            if pulse == cfg.max_pulses or not outside.any():
+            if pos is None:
+                pulse_count += n
+                g[:] = new
+                pulses += np.uint32(1)
+                pos = np.flatnonzero(outside)
+            else:
+                pulse_count += int(pos.size)
                 g[pos] = new
-                if pulse < cfg.max_pulses:
-                    pulses[pos] = pulse
+                pulses[pos] += np.uint32(1)
                 pos = pos[outside]
-                break
-            done = ~outside
-            g[pos[done]] = new[done]
-            pulses[pos[done]] = pulse
-            pos, g_a, t_a = pos[outside], new[outside], t_a[outside]
-            if k_a is not None:
-                k_a = k_a[outside]
-            if s_a is not None:
-                s_a = s_a[outside]
         failures = int(pos.size)
         if model.state_relax.any():
             g += model.state_relax[state] * rng.standard_normal(n)

@@ -14,6 +14,10 @@ duration, chosen in this order:
    verify_time_s)`` summed over its commit reports (0 for evaluation batches) -- the only
    duration the device model knows by itself.
 
+The policy is :meth:`DeviceStore.tick_batch`'s; in ``archsim run`` this class is the one
+ticker (``runner.HardwareAttachment`` wraps the engine's observer with it, following
+``Architecture.now_s``), so ``device.seconds_per_batch`` is applied once per batch.
+
 Devices written in a batch are stamped with the clock at the end of the batch's compute (the
 commit), before the batch's duration is added: ages are exact to one batch.
 """
@@ -27,12 +31,13 @@ from archsim.learning.trainer import TrainingObserver
 
 
 class DeviceClock(TrainingObserver):
-    """Advances the clock of every store in ``stores`` after each batch (see module doc).
+    """After each batch, forwards it to ``inner`` and ticks the clock of every store.
 
     ``inner``: the observer to forward to first (the engine's), or None; ``stores``: the
     device stores (a list that may be filled later, as the run creates its store);
-    ``elapsed_s``: simulated seconds so far of the engine, or None without one;
-    ``seconds_per_batch``: fixed seconds per batch, or None.
+    ``elapsed_s``: the engine's simulated seconds so far, or None without an engine. The
+    policy (``device.seconds_per_batch``, engine time, programming time) is
+    :meth:`DeviceStore.tick_batch`'s.
     """
 
     def __init__(
@@ -40,35 +45,22 @@ class DeviceClock(TrainingObserver):
         inner: TrainingObserver | None,
         stores: Sequence,
         elapsed_s: Callable[[], float] | None = None,
-        seconds_per_batch: float | None = None,
     ) -> None:
         self.inner = inner or TrainingObserver()
         self.stores = stores
         self.elapsed_s = elapsed_s
-        self.seconds_per_batch = seconds_per_batch
-        self._last_s = elapsed_s() if elapsed_s is not None else 0.0
 
     def on_train_batch(self, batch_size: int, commits: list[CommitReport]) -> None:
         self.inner.on_train_batch(batch_size, commits)
-        self._advance(commits)
+        self._tick(commits)
 
     def on_eval_batch(self, batch_size: int) -> None:
         self.inner.on_eval_batch(batch_size)
-        self._advance([])
+        self._tick([])
 
-    def _advance(self, commits: list[CommitReport]) -> None:
-        if self.seconds_per_batch is not None:
-            seconds = self.seconds_per_batch
-        elif self.elapsed_s is not None:
-            now = self.elapsed_s()
-            seconds, self._last_s = now - self._last_s, now
-        else:
-            seconds = None
+    def _tick(self, commits: list[CommitReport]) -> None:
+        now = None if self.elapsed_s is None else self.elapsed_s()
+        pulses = sum(int(r.pulses.sum()) for r in commits if r.pulses is not None)
         for store in self.stores:
-            if not hasattr(store, "advance_time_s"):
-                continue
-            if seconds is None:
-                pulses = sum(int(r.pulses.sum()) for r in commits if r.pulses is not None)
-                store.advance_time_s(pulses * store.model.pulse_time_s)
-            else:
-                store.advance_time_s(seconds)
+            if hasattr(store, "tick_batch"):
+                store.tick_batch(now, pulses * store.model.pulse_time_s)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from archsim.config.hardware import HardwareConfig
 from archsim.engine.dataflow import ModelInfo
 from archsim.engine.schedule import Engine
 from archsim.errors import ConfigError, MappingError
+from archsim.hw.area import chip_area
 from archsim.hw.chip import Chip, build_chip
 from archsim.hw.circuits import CrossbarMvm
 from archsim.interconnect.network import Network
@@ -57,8 +57,8 @@ class Architecture:
     What the learner plugs in: ``store_factory`` (the weight store: the device model that
     programs the tiles' devices), ``mvm`` (the tiles' matrix products with DAC/ADC effects,
     None without circuit effects) and ``observer`` (every batch through the schedule).
-    ``now_s`` is the simulated time; ``on_clock(listener)`` calls ``listener(now_s)`` after
-    every batch, so time-dependent device effects can follow the simulated clock.
+    ``now_s`` is the simulated time (the device clock follows it, so drift acts over
+    simulated time).
     """
 
     config: RunConfig
@@ -76,13 +76,10 @@ class Architecture:
         """Simulated time in s since the run started."""
         return self.engine.now_s
 
-    def on_clock(self, listener: Callable[[float], None]) -> None:
-        """Call ``listener(now_s)`` after every simulated batch."""
-        self.engine.clock_listeners.append(listener)
-
     def store_factory(self, config: RunConfig, hidden: list[np.ndarray],
                       rng: np.random.Generator) -> WeightStore:
-        """The device model of the hardware as the run's weight store (kept in ``stores``)."""
+        """The device model of the hardware as the run's weight store (kept in ``stores``).
+        ``archsim run`` moves its clock with ``now_s`` (archsim/devices/clock.py)."""
         from archsim.devices import make_device_store
 
         store = make_device_store(config, hidden, rng)
@@ -168,6 +165,7 @@ class Architecture:
             "busy_cycles": dict(sorted(busy.items())),
             "writes": {"level_changes": eng.writes_total, "pulses": eng.pulses_total},
             "utilisation": utilisation,
+            "area_mm2": chip_area(self.chip, self.mapping.tiles_available, self.sram_bits).as_dict(),
             "memory_bits": {
                 "memristor_cells": utilisation["cells_allocated"],
                 "weight_cells": utilisation["weight_cells"],
@@ -199,7 +197,8 @@ def build_architecture(config: RunConfig) -> Architecture:
     sizes = config.model.layer_sizes
     levels = model_levels(config)
     chip = build_chip(hw, levels)
-    mapping = map_network(sizes, hw.tile.rows, hw.tile.cols, hw.weight_encoding, hw.tile.count)
+    tile = chip.tile  # the mapping places weights on the chip's own tile geometry
+    mapping = map_network(sizes, tile.rows, tile.cols, tile.encoding.name, hw.tile.count)
     needed_sram = sram_bits_needed(config, sizes, chip.dpu.hidden_bits)
     if hw.dpu.sram_bits is not None and hw.dpu.sram_bits < needed_sram:
         raise MappingError(

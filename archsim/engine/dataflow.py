@@ -1,5 +1,8 @@
 """SimPy processes of the dataflow of one mini-batch, phase by phase.
 
+Event-driven and transaction-level: SimPy orders the work and resolves contention; each
+stage of a transaction lasts the closed-form cycles its component gives (archsim/hw).
+
 Resources of one simulation: per tile a read stage (array + DACs) and a convert stage
 (ADC bank + shift-and-add), each capacity 1; the DPU's arithmetic lanes (capacity 1: one
 vector operation at a time); every interconnect link (see :mod:`archsim.interconnect.network`).
@@ -8,7 +11,8 @@ Phases (each ends when all its work is done: batch-statistics batch-norm needs t
 batch's pre-activations before any activation of a layer exists, so layers are a barrier):
 
 * forward / eval, per layer: each tile streams the batch through four pipelined stages --
-  input delivery (gbuf or DPU -> tile), array read, conversion, partial-sum delivery to the DPU
+  input delivery (gbuf or DPU -> tiles, one multicast per row block unless
+  ``interconnect.input_delivery`` is 'unicast'), array read, conversion, partial-sum delivery to the DPU
   and its accumulation -- so images overlap across stages and tiles work in parallel; then
   batch-norm and the activation on the DPU.
 * backward: loss gradient; per layer from the last: batch-norm backward, the outer-product
@@ -30,6 +34,7 @@ import simpy
 from archsim.engine.ledger import Ledger
 from archsim.engine.trace import Tracer
 from archsim.hw.chip import Chip
+from archsim.hw.tile import TileOp
 from archsim.interconnect.network import Network, Route
 from archsim.interconnect.topology import tile_node
 from archsim.mapping.mapper import NetworkMapping, TileAssignment
@@ -147,12 +152,12 @@ class Sim:
             groups.setdefault(key(t), []).append(t)
         return list(groups.values())
 
-    def tile_stream(self, t: TileAssignment, batch: int, op, src: str, in_bits: int,
+    def tile_stream(self, t: TileAssignment, batch: int, op: TileOp, src: str, in_bits: int,
                     out_bits: int, acc_adds: int, phase: str, label: str) -> Generator:
         """One tile fed on its own (see :meth:`group_stream`)."""
         yield from self.group_stream([t], [op], batch, src, in_bits, [out_bits], [acc_adds], phase, label)
 
-    def group_stream(self, tiles: list[TileAssignment], ops: list, batch: int, src: str,
+    def group_stream(self, tiles: list[TileAssignment], ops: list[TileOp], batch: int, src: str,
                      in_bits: int, out_bits: list[int], acc_adds: list[int], phase: str,
                      label: str) -> Generator:
         """Stream the batch through tiles fed by the same packets: deliver -> read ->

@@ -12,7 +12,6 @@ identical totals (tests/test_hw_engine.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,7 +84,6 @@ class Engine:
     writes_total: int = 0
     pulses_total: int = 0
     group_tiles: bool = True  # one pair of stage processes per tile shape (identical totals)
-    clock_listeners: list[Callable[[float], None]] = field(default_factory=list)
 
     @property
     def now_s(self) -> float:
@@ -199,8 +197,6 @@ class Engine:
         stats.batches += 1
         stats.images += batch
         stats.time_ps += elapsed
-        for listener in self.clock_listeners:
-            listener(self.now_s)
 
     def trace(self) -> Tracer:
         """Chrome/Perfetto trace of the first ``trace_batches`` batches: each is simulated

@@ -55,6 +55,7 @@ def build_chip(hw: HardwareConfig, levels: int) -> Chip:
     dac = Dac.from_config(hw.dac, f_x, scale(hw.dac.reference_node_nm, hw.dac.reference_vdd_v))
     adc = Adc.from_config(hw.adc, f_x, scale(hw.adc.reference_node_nm, hw.adc.reference_vdd_v))
     e_dac, e_adc, t_adc = dac.unit_energy_j["convert"], adc.unit_energy_j["convert"], adc.latency_s
+    e_sample = hw.adc.sample_energy_j * scale(hw.adc.reference_node_nm, hw.adc.reference_vdd_v)
 
     g_mean = hw.crossbar.mean_cell_conductance_s
     if g_mean is None:
@@ -97,6 +98,7 @@ def build_chip(hw: HardwareConfig, levels: int) -> Chip:
         ("dac", "convert"): e_dac,
         ("crossbar", "read_cell"): e_cell,
         ("adc", "convert"): e_adc,
+        ("sample_hold", "sample"): e_sample,
         ("shift_add", "add"): e_shift,
         ("programming", "pulse"): hw.programming.pulse_energy_j,
         ("programming", "pulse_device"): 0.0,

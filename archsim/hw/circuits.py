@@ -2,11 +2,11 @@
 
 Forward ``x @ W`` of a layer: the tile's DAC quantises x (:meth:`Dac.quantize`); x and W are
 cut into the mapping's row blocks (``LayerMapping.row_blocks`` blocks of ``NetworkMapping.rows``
-word lines); one stacked matmul gives every block's partial sums ``p_k = x_k @ W_k``
-(blocks, batch, out) in float32; the tile's ADC clips and quantises all of them at once
-(:meth:`Adc.quantize` on the whole stack: one batched reshape, no loop over tiles); the
-blocks are summed (the DPU's digital accumulation). Columns are independent, so the column
-split over tiles needs no separate treatment.
+word lines); each block's partial sums ``p_k = x_k @ W_k`` (batch, out), float32, are one
+BLAS product covering every column tile of that block row at once, are clipped and
+quantised in place by the tile's ADC (:meth:`Adc.quantize`) and added to the running sum
+(the DPU's digital accumulation): a loop over the few row blocks, never over tiles.
+Columns are independent, so the column split over tiles needs no separate treatment.
 
 Backward: 'digital' is exact; 'transposed' reads W^T through the same tiles: each sample's
 error vector is scaled by its max |delta| (digital scale factor), DAC-quantised, cut into the
@@ -51,37 +51,63 @@ class CrossbarMvm:
             return self.weight_scale
         return float(np.abs(weights).max()) or 1.0
 
-    def _blocked(self, layer: int, kind: str, weights: np.ndarray, blocks: int, block: int) -> np.ndarray:
-        """weights (n, m) as (blocks, block, m), zero-padded rows, buffer reused."""
+    def _blocked(self, layer: int, kind: str, weights: np.ndarray, blocks: int, block: int) -> list[np.ndarray]:
+        """weights (n, m) as ``blocks`` contiguous (block, m) row blocks, the last zero-padded.
+        Full blocks of C-contiguous weights are views (no copy of the layer per call); the
+        padded last block, or every block of non-contiguous weights (W^T), is written into a
+        buffer reused across calls."""
         n, m = weights.shape
+        full = n // block if weights.flags.c_contiguous else 0
+        views = [weights[k * block:(k + 1) * block] for k in range(full)]
+        if full == blocks:
+            return views
         key = (layer, kind)
         buf = self._pad_cache.get(key)
-        if buf is None or buf.shape != (blocks * block, m) or buf.dtype != weights.dtype:
-            buf = self._pad_cache[key] = np.zeros((blocks * block, m), dtype=weights.dtype)
-        buf[:n] = weights
-        return buf.reshape(blocks, block, m)
+        rest = blocks - full
+        if buf is None or buf.shape != (rest * block, m) or buf.dtype != weights.dtype:
+            buf = self._pad_cache[key] = np.zeros((rest * block, m), dtype=weights.dtype)
+        buf[:n - full * block] = weights[full * block:]
+        return views + list(buf.reshape(rest, block, m))
 
     @staticmethod
-    def _block_products(x: np.ndarray, w_blocks: np.ndarray) -> np.ndarray:
+    def _input_blocks(x: np.ndarray, blocks: int, block: int) -> np.ndarray:
+        """x (batch, n) as contiguous (blocks, batch, block), zero-padded columns, so every
+        block's product is one BLAS call on contiguous operands."""
         batch, n = x.shape
-        nb, block, _ = w_blocks.shape
-        if nb * block != n:
-            xp = np.zeros((batch, nb * block), dtype=x.dtype)
+        if blocks * block != n:
+            xp = np.zeros((batch, blocks * block), dtype=x.dtype)
             xp[:, :n] = x
         else:
             xp = x
-        # contiguous (nb, batch, block) so numpy's stacked matmul uses BLAS per block
-        xb = np.ascontiguousarray(xp.reshape(batch, nb, block).transpose(1, 0, 2))
-        return np.matmul(xb, w_blocks)  # (nb, batch, m)
+        return np.ascontiguousarray(xp.reshape(batch, blocks, block).transpose(1, 0, 2))
+
+    def _converted_sum(self, x: np.ndarray, w_blocks: list[np.ndarray], lines: int,
+                       w_max: float) -> np.ndarray:
+        """sum_k ADC(x_k @ W_k) over the row blocks k, one block at a time: each block's
+        partial sums (batch, m) are computed, ADC-quantised in place and added to the
+        accumulator while still in cache, instead of materialising all blocks' partial sums
+        (blocks times the output) and passing over them twice. Per element the float32
+        operations and their order are those of quantising the stacked partial sums and
+        summing them over the block axis (numpy adds the blocks in order, 0 + 1 + 2 ...):
+        tests/test_hw_accuracy.py checks bit-identity against that reference."""
+        blocks, block = len(w_blocks), w_blocks[0].shape[0]
+        xb = self._input_blocks(x, blocks, block)
+        adc = self.tile.adc
+        total = np.matmul(xb[0], w_blocks[0])
+        adc.quantize_into(total, total, False, lines, 1.0, w_max)
+        if blocks > 1:
+            partial = np.empty_like(total)
+            for k in range(1, blocks):
+                np.matmul(xb[k], w_blocks[k], out=partial)
+                adc.quantize_into(partial, total, True, lines, 1.0, w_max)
+        return total
 
     def forward(self, layer: int, x: np.ndarray, weights: np.ndarray) -> np.ndarray:
         layer_map = self._layer(layer, weights)
         rows = self.mapping.rows
         xq = self.tile.dac.quantize(x).astype(weights.dtype, copy=False)
         w_blocks = self._blocked(layer, "fwd", weights, layer_map.row_blocks, rows)
-        partial = self._block_products(xq, w_blocks)
-        self.tile.adc.quantize(partial, rows, 1.0, self._w_max(weights))
-        return partial.sum(axis=0)
+        return self._converted_sum(xq, w_blocks, rows, self._w_max(weights))
 
     def backward(self, layer: int, delta: np.ndarray, weights: np.ndarray) -> np.ndarray:
         if self.backward_mode == "digital":
@@ -92,6 +118,4 @@ class CrossbarMvm:
         dq = self.tile.dac.quantize(delta / scale).astype(weights.dtype, copy=False)
         block = layer_map.outputs_per_tile
         wt_blocks = self._blocked(layer, "bwd", weights.T, layer_map.col_blocks, block)
-        partial = self._block_products(dq, wt_blocks)
-        self.tile.adc.quantize(partial, block, 1.0, self._w_max(weights))
-        return partial.sum(axis=0) * scale
+        return self._converted_sum(dq, wt_blocks, block, self._w_max(weights)) * scale

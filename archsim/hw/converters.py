@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from archsim.config.hardware import AdcConfig, DacConfig
+from archsim.learning.kernels import JIT_OPTIONS, kernel_launch
 from archsim.hw.base import Component, ceil_div, cycles
 from archsim.hw.registry import Registry
 
@@ -77,6 +79,25 @@ def adc_quantize(p: np.ndarray, bits: int, full_scale: float) -> np.ndarray:
     return p
 
 
+@numba.njit(**JIT_OPTIONS)
+def _adc_quantize_into(partial: np.ndarray, out: np.ndarray, half: np.float32, lsb: np.float32,
+                       add: bool) -> None:
+    """Per element the float32 operations of :func:`adc_quantize` in its order (divide,
+    floor, clip, + 1/2, times lsb; NaN passes the clip as in np.clip), then written to
+    ``out`` (``add`` False, ``out`` may be ``partial``) or added to it: one pass instead of
+    six. Flat C-contiguous float32 arrays."""
+    low, high = -half, half - np.float32(1.0)
+    for i in numba.prange(partial.size):
+        q = np.floor(partial[i] / lsb)
+        if q < low:
+            q = low
+        elif q > high:
+            q = high
+        q = (q + np.float32(0.5)) * lsb
+        out[i] = out[i] + q if add else q
+
+
+
 @dataclass
 class Dac(Component):
     """Input drivers. Action ``convert``: apply one input value to one row for one slice.
@@ -132,6 +153,7 @@ class Adc(Component):
     latency_s: float = 9e-9
     full_scale_fraction: float | None = None
     auto_sigmas: float = 4.0
+    per_vector: bool = False  # slices integrated in the analog domain, one conversion per vector
     _rounds: dict[tuple[int, int, int], int] = field(default_factory=dict, repr=False)
 
     # ---- model hooks: a subclass registered in ADC_MODELS overrides these -----------------
@@ -149,7 +171,8 @@ class Adc(Component):
         return model("adc", clock_hz, {"convert": model.conversion_energy_j(cfg, cmos_scale)},
                      bits=cfg.bits, columns_per_adc=cfg.columns_per_adc,
                      latency_s=model.conversion_time_s(cfg),
-                     full_scale_fraction=cfg.full_scale_fraction, auto_sigmas=cfg.auto_sigmas)
+                     full_scale_fraction=cfg.full_scale_fraction, auto_sigmas=cfg.auto_sigmas,
+                     per_vector=cfg.conversion == "per_vector")
 
     # ---- costs -------------------------------------------------------------------------
     def adcs_for(self, lines: int) -> int:
@@ -169,6 +192,11 @@ class Adc(Component):
             rounds = self._rounds[key] = int(np.bincount(adc_of_value).max())
         return rounds
 
+    def conversions(self, slices: int) -> int:
+        """Conversions of one output for an input of ``slices`` slices (1 when the slices are
+        integrated in the analog domain, adc.conversion = 'per_vector')."""
+        return 1 if self.per_vector else slices
+
     def stage_cycles(self, rounds: int, slices: int) -> int:
         return cycles(slices * rounds * self.latency_s, self.clock_hz)
 
@@ -185,6 +213,26 @@ class Adc(Component):
         """Clip and quantise partial sums of ``lines`` driven lines, in place (any shape:
         every tile's partial sums of a layer at once)."""
         return adc_quantize(partial, self.bits, self.full_scale(lines, x_max, w_max))
+
+    def quantize_into(self, partial: np.ndarray, out: np.ndarray, add: bool, lines: int,
+                      x_max: float, w_max: float) -> None:
+        """``out = quantize(partial)`` (``add`` False; ``out`` may be ``partial``) or
+        ``out += quantize(partial)``: the DPU accumulating converted partial sums. Bit-identical
+        to :meth:`quantize` then the numpy add; fused into one pass when the model keeps the
+        base transform, else through the model's :meth:`quantize`."""
+        fused = (type(self).quantize is Adc.quantize and partial.dtype == out.dtype == np.float32
+                 and partial.flags.c_contiguous and out.flags.c_contiguous)
+        if fused:
+            half = 2 ** (self.bits - 1)
+            lsb = np.float32(self.full_scale(lines, x_max, w_max) / half)
+            with kernel_launch():
+                _adc_quantize_into(partial.reshape(-1), out.reshape(-1), np.float32(half), lsb, add)
+            return
+        self.quantize(partial, lines, x_max, w_max)
+        if add:
+            out += partial
+        elif out is not partial:
+            out[...] = partial
 
 
 @ADC_MODELS.register("sar")

@@ -17,7 +17,10 @@ Energies per action (the ledger's units):
 * ``dac.convert``: one row driven for one slice;
 * ``crossbar.read_cell``: one cell read for one slice: V_read^2 * G_mean * t_read (Ohmic
   dissipation of a cell at the read voltage over the read pulse);
-* ``adc.convert``: one conversion; ``shift_add.add``: accumulate one ADC result.
+* ``sample_hold.sample``: one column output sampled (and integrated) for one slice;
+* ``adc.convert``: one conversion; ``shift_add.add``: accumulate one ADC result. With
+  ``adc.conversion = 'per_vector'`` (NeuRRAM) the slices are integrated in the analog domain
+  and each output is converted once per vector instead of once per slice.
 
 Signed weights: the tile's :class:`~archsim.hw.encoding.WeightEncoding` says how many device
 columns a weight takes and which column is sensed (one conversion per weight column either way).
@@ -83,23 +86,27 @@ class Tile:
         """Forward read: inputs on ``rows_used`` rows, ``outputs`` weight columns sensed."""
         phys = self.physical_cols(outputs)
         rounds = self.adc.conversion_rounds(outputs, self.encoding.sensed_line_step)
+        conv = self.adc.conversions(slices)
         counts = (
             ("dac", "convert", slices * rows_used),
             ("crossbar", "read_cell", slices * rows_used * phys),
-            ("adc", "convert", slices * outputs),
-            ("shift_add", "add", slices * outputs),
+            ("sample_hold", "sample", slices * outputs),
+            ("adc", "convert", conv * outputs),
+            ("shift_add", "add", conv * outputs),
         )
-        return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, slices), counts)
+        return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, conv), counts)
 
     def mvm_transposed(self, rows_used: int, outputs: int, slices: int) -> TileOp:
         """Transposed read: errors on the ``outputs`` weight columns, ``rows_used`` rows sensed
         by row-side ADCs behind the same multiplexer (``columns_per_adc`` rows each)."""
         phys = self.physical_cols(outputs)
         rounds = self.adc.conversion_rounds(rows_used, 1)
+        conv = self.adc.conversions(slices)
         counts = (
             ("dac", "convert", slices * phys),
             ("crossbar", "read_cell", slices * rows_used * phys),
-            ("adc", "convert", slices * rows_used),
-            ("shift_add", "add", slices * rows_used),
+            ("sample_hold", "sample", slices * rows_used),
+            ("adc", "convert", conv * rows_used),
+            ("shift_add", "add", conv * rows_used),
         )
-        return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, slices), counts)
+        return TileOp(self.read_stage_cycles(slices), self.adc.stage_cycles(rounds, conv), counts)

@@ -11,9 +11,11 @@ touching the learning code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+
+from archsim.learning.kernels import kernel_launch, sign_into
 
 
 class Mvm(Protocol):
@@ -68,6 +70,8 @@ class Mlp:
     bn_eps: float = 1e-5
     sign_hidden: bool = True
     mvm: Mvm = field(default_factory=IdealMvm)
+    bn_stats: Any = None
+    """Optional :class:`archsim.learning.batchnorm.RunningStatistics` (stored-statistics eval)."""
 
     @classmethod
     def create(
@@ -78,9 +82,10 @@ class Mlp:
         bn_eps: float = 1e-5,
         sign_hidden: bool = True,
     ) -> "Mlp":
-        """Uniform init of width ``init_width`` (Laborieux et al. 2021 use 0.1)."""
+        """Uniform init U(-init_width/2, init_width/2), as Laborieux et al. 2021's code."""
+        half = init_width / 2
         hidden = [
-            rng.uniform(-init_width, init_width, size=(n_in, n_out)).astype(np.float32)
+            rng.uniform(-half, half, size=(n_in, n_out)).astype(np.float32)
             for n_in, n_out in zip(sizes[:-1], sizes[1:])
         ]
         gamma = [np.ones(n, dtype=np.float32) for n in sizes[1:]]
@@ -91,14 +96,17 @@ class Mlp:
     def n_layers(self) -> int:
         return len(self.hidden)
 
-    def batch_norm_state(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Copies of every layer's batch-norm scale and shift."""
-        return [g.copy() for g in self.gamma], [b.copy() for b in self.beta]
+    def batch_norm_state(self) -> tuple[list[np.ndarray], ...]:
+        """Copies of every layer's batch-norm scale and shift (and running statistics)."""
+        running = () if self.bn_stats is None else self.bn_stats.state()
+        return ([g.copy() for g in self.gamma], [b.copy() for b in self.beta], *running)
 
-    def load_batch_norm_state(self, state: tuple[list[np.ndarray], list[np.ndarray]]) -> None:
-        """Restore scales and shifts saved by :meth:`batch_norm_state` (in place)."""
+    def load_batch_norm_state(self, state: tuple[list[np.ndarray], ...]) -> None:
+        """Restore what :meth:`batch_norm_state` saved (in place)."""
         for target, source in zip(self.gamma + self.beta, state[0] + state[1]):
             target[...] = source
+        if self.bn_stats is not None:
+            self.bn_stats.load_state(state[2:])
 
     def forward(
         self, x: np.ndarray, weights: list[np.ndarray]
@@ -108,7 +116,10 @@ class Mlp:
         activation = x
         for layer, w in enumerate(weights):
             pre = self.mvm.forward(layer, activation, w)
-            normalized, inv_std = batch_normalize(pre, self.bn_eps)
+            if self.bn_stats is None:
+                normalized, inv_std = batch_normalize(pre, self.bn_eps)
+            else:
+                normalized, inv_std = self.bn_stats.normalize(layer, pre, self.bn_eps)
             bn_out = normalized * self.gamma[layer]
             bn_out += self.beta[layer]
             caches.append(LayerCache(activation, normalized, inv_std, bn_out))
@@ -133,11 +144,16 @@ class Mlp:
             grad_pre = batch_norm_backward(
                 delta * self.gamma[layer], cache.normalized, cache.inv_std
             )
-            grad_w[layer] = cache.inputs.T @ grad_pre
+            grad_w[layer] = weight_gradient(cache.inputs, grad_pre)
             if layer > 0:
                 grad_act = self.mvm.backward(layer, grad_pre, weights[layer])
                 delta = activation_backward(grad_act, caches[layer - 1].bn_out, self.sign_hidden)
         return Gradients(grad_w, grad_gamma, grad_beta)
+
+
+def weight_gradient(inputs: np.ndarray, grad_pre: np.ndarray) -> np.ndarray:
+    """d(loss)/dW = inputs^T grad_pre: the digital unit's outer-product accumulation."""
+    return inputs.T @ grad_pre
 
 
 def batch_normalize(pre: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +181,13 @@ def batch_norm_backward(
 
 def sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = +1, so every activation is one of two values."""
-    return np.where(x >= 0, np.float32(1.0), np.float32(-1.0)).astype(x.dtype, copy=False)
+    out = np.empty(x.shape, dtype=x.dtype)
+    if x.dtype.kind == "f":
+        with kernel_launch():
+            sign_into(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+    else:
+        out[...] = np.where(x >= 0, 1, -1)
+    return out
 
 
 def activation_backward(grad: np.ndarray, pre_activation: np.ndarray, sign_hidden: bool) -> np.ndarray:

@@ -13,24 +13,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.learning.kernels import adam_step, kernel_launch
+
 MetaFactor = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
 class AdamState:
-    """First and second moments of one parameter array."""
+    """First and second moments of one parameter array, and a scratch buffer for the meta-function."""
 
     first: np.ndarray
     second: np.ndarray
+    scratch: np.ndarray
 
     @classmethod
     def zeros_like(cls, param: np.ndarray) -> "AdamState":
-        return cls(np.zeros_like(param), np.zeros_like(param))
+        return cls(np.zeros_like(param), np.zeros_like(param), np.empty_like(param))
+
+
+_NO_FACTOR = np.ones(1, dtype=np.float32)
 
 
 @dataclass
 class Adam:
-    """Adam over a fixed list of parameter arrays, updated in place."""
+    """Adam over a fixed list of parameter arrays (C-contiguous float32), updated in place."""
 
     lr: float
     beta1: float = 0.9
@@ -57,37 +63,51 @@ class Adam:
         meta: MetaFactor | None = None,
         lr_scale: float = 1.0,
         decoupled_decay: float = 0.0,
+        clip: float | None = None,
     ) -> None:
         """Apply one Adam step to ``param`` in place; ``meta`` damps shrinking steps.
 
         ``decoupled_decay`` (AdamW, Loshchilov & Hutter 2019) shrinks ``param`` by
         ``lr * decoupled_decay * param`` outside the moments; being a shrinking step it is
         damped by ``meta`` too, and being multiplicative it never carries a weight across zero.
+        ``clip`` then bounds |param| (the hidden weights' range in the digital unit).
+
+        In float32 per element (one fused pass, archsim/learning/kernels.py):
+        g += wd W; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+        step = lr m / (1 - b1^t) / (sqrt(v) / sqrt(1 - b2^t) + eps), times f(W) where m W > 0.
         """
+        if param.dtype != np.float32 or not param.flags.c_contiguous:
+            raise TypeError("Adam updates C-contiguous float32 arrays in place")
         state = self.states.get(key)
         if state is None:
             state = self.states[key] = AdamState.zeros_like(param)
-        if self.weight_decay:
-            grad = grad + np.float32(self.weight_decay) * param
-        first, second = state.first, state.second
-        first *= np.float32(self.beta1)
-        first += np.float32(1.0 - self.beta1) * grad
-        second *= np.float32(self.beta2)
-        second += np.float32(1.0 - self.beta2) * (grad * grad)
-
+        grad = np.ascontiguousarray(grad, dtype=np.float32)
+        meta_mode, factor = 0, _NO_FACTOR
+        if meta is not None and hasattr(meta, "tanh_argument"):
+            # numpy's tanh, not a re-implementation: its last bit is part of the results.
+            factor = np.tanh(meta.tanh_argument(param, out=state.scratch), out=state.scratch)
+            meta_mode = 1
+        elif meta is not None:
+            factor = np.ascontiguousarray(np.broadcast_to(np.asarray(meta(param), dtype=np.float32), param.shape))
+            meta_mode = 2
         correction1 = 1.0 - self.beta1**self.steps
         correction2 = 1.0 - self.beta2**self.steps
-        denom = np.sqrt(second)
-        denom *= np.float32(1.0 / np.sqrt(correction2))
-        denom += np.float32(self.eps)
-        step = np.divide(first, denom)
-        step *= np.float32(self.lr * lr_scale / correction1)
-        factor = None if meta is None else meta(param)
-        if factor is not None:
-            # Same sign of W_H and of the first moment: the step -lr*m/.. shrinks |W_H|.
-            shrinking = (first * param) > 0
-            step = np.where(shrinking, step * factor, step)
-        if decoupled_decay:
-            decay = np.float32(self.lr * lr_scale * decoupled_decay) * param
-            step += decay if factor is None else decay * factor
-        param -= step
+        with kernel_launch():
+            adam_step(
+                param.reshape(-1),
+                grad.reshape(-1),
+                state.first.reshape(-1),
+                state.second.reshape(-1),
+                factor.reshape(-1),
+                meta_mode,
+                np.float32(self.weight_decay),
+                np.float32(self.beta1),
+                np.float32(1.0 - self.beta1),
+                np.float32(self.beta2),
+                np.float32(1.0 - self.beta2),
+                np.float32(1.0 / np.sqrt(correction2)),
+                np.float32(self.eps),
+                np.float32(self.lr * lr_scale / correction1),
+                np.float32(self.lr * lr_scale * decoupled_decay),
+                np.float32(0.0 if clip is None else clip),
+            )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.learning.kernels import kernel_launch, uniform_level_index
+
 
 def uniform_levels(levels: int) -> np.ndarray:
     """The uniform symmetric level set in [-1, 1] with ``levels`` entries (float64)."""
@@ -58,14 +60,25 @@ class Quantizer:
 
     def level_index(self, hidden: np.ndarray) -> np.ndarray:
         """Index (uint8 for L <= 256) of the nearest level of every hidden weight."""
+        dtype = np.uint8 if self.levels <= 256 else np.int32
         if self.uniform_step is not None:
-            # floor(x + 1/2) sends ties upwards, like searchsorted(side="right") below.
-            index = (hidden - self.values[0]) * (1.0 / self.uniform_step) + 0.5
-            np.floor(index, out=index)
-            np.clip(index, 0, self.levels - 1, out=index)
-        else:
-            index = np.searchsorted(self.thresholds, hidden, side="right")
-        return index.astype(np.uint8 if self.levels <= 256 else np.int32)
+            # floor(x + 1/2) sends ties upwards, like searchsorted(side="right") below;
+            # evaluated in float64 (the level values' precision), one fused pass.
+            hidden = np.asarray(hidden)
+            if hidden.dtype not in (np.float32, np.float64):
+                hidden = hidden.astype(np.float64)
+            index = np.empty(hidden.shape, dtype=dtype)
+            with kernel_launch():
+                uniform_level_index(
+                    np.ascontiguousarray(hidden).reshape(-1), *self.uniform_constants(), index.reshape(-1)
+                )
+            return index
+        return np.searchsorted(self.thresholds, hidden, side="right").astype(dtype)
+
+    def uniform_constants(self) -> tuple[float, float, int]:
+        """(Q_0, 1 / step, L - 1): the uniform quantizer as the fused kernels take it."""
+        assert self.uniform_step is not None
+        return float(self.values[0]), 1.0 / self.uniform_step, self.levels - 1
 
     def dequantize(self, index: np.ndarray, dtype: type = np.float32) -> np.ndarray:
         """Level values of an index array."""

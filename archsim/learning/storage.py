@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from archsim.learning.kernels import kernel_launch, uniform_commit
 from archsim.learning.quantizer import Quantizer
 
 
@@ -87,17 +88,32 @@ class QuantizedStore:
         self.quantizer = quantizer
         self.level_index = [quantizer.level_index(w) for w in hidden]
         self._weights = [quantizer.dequantize(i) for i in self.level_index]
+        self._level_values = quantizer.values.astype(np.float32)
         self._counts = [np.zeros(w.shape, dtype=np.uint32) for w in hidden]
 
     def read(self, layer: int) -> np.ndarray:
         return self._weights[layer]
 
     def commit(self, layer: int, hidden: np.ndarray) -> CommitReport:
+        """Write the levels that changed; the weights array is refreshed in place."""
+        changed = np.empty(hidden.shape, dtype=bool)
+        if self.quantizer.uniform_step is not None and hidden.dtype == np.float32:
+            with kernel_launch():
+                uniform_commit(
+                    np.ascontiguousarray(hidden).reshape(-1),
+                    *self.quantizer.uniform_constants(),
+                    self._level_values,
+                    self.level_index[layer].reshape(-1),
+                    self._weights[layer].reshape(-1),
+                    self._counts[layer].reshape(-1),
+                    changed.reshape(-1),
+                )
+            return CommitReport(changed=changed)
         new_index = self.quantizer.level_index(hidden)
-        changed = new_index != self.level_index[layer]
+        np.not_equal(new_index, self.level_index[layer], out=changed)
         self._counts[layer] += changed
         self.level_index[layer] = new_index
-        self._weights[layer] = self.quantizer.dequantize(new_index)
+        self._weights[layer][...] = self.quantizer.dequantize(new_index)
         return CommitReport(changed=changed)
 
     def write_counts(self) -> list[np.ndarray]:

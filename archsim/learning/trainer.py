@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.config.workload import LearningConfig, ModelConfig
-from archsim.learning.meta import bnn_meta_factor, qnn_meta_factor
+from archsim.learning.batchnorm import frozen
+from archsim.learning.meta import TanhMeta
 from archsim.learning.network import Mlp, softmax_cross_entropy
 from archsim.learning.optimizer import Adam, MetaFactor
 from archsim.learning.quantizer import Quantizer
@@ -46,10 +47,9 @@ def make_meta_factor(learning: LearningConfig, quantizer: Quantizer | None) -> M
     """The meta-function of the rule; None where no step is ever attenuated."""
     if learning.rule == "float32" or learning.m_star == 0 or quantizer is None:
         return None
-    m_star = learning.m_star
     if learning.rule == "bnn-meta":
-        return lambda hidden: bnn_meta_factor(hidden, m_star)
-    return lambda hidden: qnn_meta_factor(hidden, quantizer, m_star)
+        return TanhMeta(learning.m_star)
+    return TanhMeta(learning.m_star, quantizer)
 
 
 def cosine_lr_scale(progress: float, final_fraction: float) -> float:
@@ -68,6 +68,7 @@ class Learner:
     hidden_clip: float | None = None
     decoupled_decay: float = 0.0
     bn_trainable: tuple[bool, ...] | None = None
+    hidden_rounding: Callable[[np.ndarray], None] | None = None
     observer: TrainingObserver = field(default_factory=TrainingObserver)
 
     def current_weights(self) -> list[np.ndarray]:
@@ -84,10 +85,11 @@ class Learner:
         for layer in range(self.net.n_layers):
             hidden = self.net.hidden[layer]
             self.optimizer.update(
-                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay
+                3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay,
+                self.hidden_clip,
             )
-            if self.hidden_clip is not None:
-                np.clip(hidden, -self.hidden_clip, self.hidden_clip, out=hidden)
+            if self.hidden_rounding is not None:  # k-bit fixed-point hidden weights
+                self.hidden_rounding(hidden)
             if self.bn_trainable is None or self.bn_trainable[layer]:
                 self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
                 self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)
@@ -123,7 +125,12 @@ class Learner:
         return losses
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
-        """Fraction of correct predictions; batch-norm uses each batch's statistics."""
+        """Fraction of correct predictions; batch-norm uses each batch's statistics, or the
+        stored running statistics when the network keeps them (then per image)."""
+        with frozen(self.net.bn_stats):
+            return self._evaluate(x, y, batch_size)
+
+    def _evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
         correct = 0
         # Near-equal batches, so no tiny last batch distorts its own batch statistics.
         n_batches = max(1, round(x.shape[0] / batch_size))

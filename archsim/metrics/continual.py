@@ -82,11 +82,15 @@ def continual_metrics(matrix: Matrix, tasks: list[str]) -> ContinualMetrics:
 def continual_section(
     accuracy: Matrix, validation: Matrix, tasks: list[str]
 ) -> dict[str, Any]:
-    """The summary's ``continual`` section: metrics on the test and validation matrices."""
-    section = {"test": continual_metrics(accuracy, tasks).as_dict()}
-    if all(validation.get(row_key(t)) for t in tasks):
+    """The summary's ``continual`` section: metrics on the test and validation matrices.
+
+    A matrix that was not evaluated (no test set with ``data.evaluate_test: false``, no
+    validation set with ``data.validation_size: 0``) has no entry.
+    """
+    section = {}
+    for name, matrix in (("test", accuracy), ("validation", validation)):
         try:
-            section["validation"] = continual_metrics(validation, tasks).as_dict()
-        except ValueError:  # tasks without a validation set (validation_size: 0)
+            section[name] = continual_metrics(matrix, tasks).as_dict()
+        except ValueError:
             pass
     return section

@@ -144,6 +144,12 @@ def check_output(out: Path, source: Path) -> None:
         raise OutputError(
             f"--out {out}: folder holds other files (no earlier {REPORT_FILE}); choose an empty or new folder"
         )
+    foreign = sorted(p.name for p in out.iterdir() if p.name != REPORT_FILE and p.suffix not in (".png", ".svg")
+                     and not p.name.startswith(".")) if out.is_dir() else []
+    if foreign:  # replacing the folder would delete them
+        raise OutputError(
+            f"--out {out}: holds files a report does not write ({', '.join(foreign[:3])}); move them or choose another folder"
+        )
 
 
 @contextmanager

@@ -1,10 +1,11 @@
 """Report of one run folder (``summary.json``, ``config.yaml``, ``devices.npz``): figures and
-``report.md``. Sections whose data the run does not hold are skipped with a one-line note.
+``report.md``. The summary is read through the typed model (:class:`archsim.results.RunSummary`):
+a summary that does not match it is a one-line error, never a silently skipped section. Sections
+whose data the run did not measure (no ``--hw``: no energy or latency) are skipped with a note.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -13,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from archsim.errors import DataError
 from archsim.report.markdown import Document, eng, num, pct, staged_output
+from archsim.results import RunSummary, ordered_phases
 
-PHASE_ORDER = ["forward", "backward", "update", "write", "eval"]
 LATENCY_KEYS = [
     ("inference_per_image", "inference, per image (batched)"),
     ("inference_single_image", "inference, one image alone"),
@@ -26,13 +26,6 @@ LATENCY_KEYS = [
     ("eval_total", "all evaluation"),
     ("total", "whole run"),
 ]
-ENERGY_KEYS = [
-    ("total", "whole run"),
-    ("dynamic", "dynamic"),
-    ("leakage", "leakage"),
-    ("per_inference_image", "per inference image"),
-    ("per_train_step", "per training step (one batch)"),
-]
 MEMORY_ROWS = [
     ("weights", "weights", "count"),
     ("rram_cells", "memristor cells holding the weights", "count"),
@@ -41,8 +34,10 @@ MEMORY_ROWS = [
     ("batchnorm", "batch-norm parameters", "bits"),
     ("buffers", "activation buffers", "bits"),
     ("total", "total", "bits"),
-    ("bnn_equivalent", "BNN design (784-4096-4096-10, 1-bit devices + 32-bit hidden)", "bits"),
-    ("optimizer_state", "not counted: optimizer (Adam) state", "bits"),
+    ("bnn_equivalent", "BNN design (network and source: bnn_network, bnn_source)", "bits"),
+    ("optimizer_state", "optimizer (Adam) state, not in total", "bits"),
+    ("total_with_optimizer", "total with optimizer state", "bits"),
+    ("bnn_equivalent_with_optimizer", "BNN design with optimizer state", "bits"),
     ("paper_formula", "paper's formula: weights x (device bits + hidden bits)", "bits"),
     ("paper_formula_bnn", "paper's formula for the BNN design", "bits"),
 ]
@@ -50,20 +45,8 @@ _LAYER_KEY = re.compile(r"^layer(\d+)\.(writes|pulses(\d+)|g(\d+)_s|programs(\d+
 
 
 # -- inputs -------------------------------------------------------------------------------------
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "summary.json"
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}: corrupt JSON (line {exc.lineno}: {exc.msg}); rerun 'archsim run' to rewrite it"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise DataError(f"{path}: cannot be read ({reason})") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: not a run summary (a JSON object is expected); rerun 'archsim run'")
-    return data
+def load_summary(run_dir: Path) -> RunSummary:
+    return RunSummary.load(Path(run_dir) / "summary.json")
 
 
 def load_config(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:
@@ -74,9 +57,14 @@ def load_config(run_dir: Path, notes: list[str]) -> dict[str, Any] | None:
     if not path.is_file():
         notes.append("config.yaml is missing: task order, epochs and endurance are unknown")
         return None
+    from archsim.config.loader import InputTooLarge, load_yaml_text
+    from archsim.limits import MAX_CONFIG_BYTES
+
     try:
-        tree = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputTooLarge(f"larger than {MAX_CONFIG_BYTES} bytes")
+        tree = load_yaml_text(path.read_text())  # bounded depth and aliases
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputTooLarge) as exc:
         notes.append(f"config.yaml cannot be read ({type(exc).__name__}): epochs and endurance are unknown")
         return None
     if not isinstance(tree, dict):
@@ -96,22 +84,6 @@ def load_devices(run_dir: Path, notes: list[str]) -> dict[str, np.ndarray] | Non
     except Exception as exc:  # a truncated or foreign file: report the rest of the run
         notes.append(f"devices.npz cannot be read ({type(exc).__name__}): no write counts or conductances")
         return None
-
-
-def numeric_map(section: Any) -> dict[str, float]:
-    """``{key: number}`` entries of a summary section (others ignored)."""
-    if not isinstance(section, Mapping):
-        return {}
-    out = {}
-    for key, value in section.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out[str(key)] = float(value)
-    return out
-
-
-def ordered_phases(values: Mapping[str, float]) -> dict[str, float]:
-    known = [p for p in PHASE_ORDER if p in values]
-    return {p: values[p] for p in known + sorted(p for p in values if p not in PHASE_ORDER)}
 
 
 def task_names(config: dict[str, Any] | None) -> list[str]:
@@ -138,150 +110,134 @@ def device_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 # -- accuracy -----------------------------------------------------------------------------------
-def matrix_layout(matrix: Mapping[str, Mapping[str, float]], order: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Rows ``after:<task>`` and columns ``<task>`` in training order.
-
-    The order comes from config.yaml; without it, rows are sorted by how many tasks they hold
-    (after the k-th task, k tasks are evaluated).
-    """
-    rows = [f"after:{t}" for t in order if f"after:{t}" in matrix]
-    rest = sorted((r for r in matrix if r not in rows), key=lambda r: (len(matrix[r] or {}), r))
-    rows += rest
-    cols = [t for t in order]
-    for row in rows:
-        for task in (matrix[row] or {}):
-            if task not in cols:
-                cols.append(task)
-    # Tasks never evaluated (e.g. config lists more tasks than the summary) are dropped.
-    evaluated = {t for row in rows for t in (matrix[row] or {})}
-    return rows, [c for c in cols if c in evaluated]
+def ordered_matrix(summary: RunSummary, which: str, order: list[str]) -> tuple[list[str], list[str], np.ndarray]:
+    """Rows ``after:<task>`` and columns in training order (config.yaml's, else the summary's)."""
+    frame = summary.accuracy_frame(which)  # type: ignore[arg-type]
+    if order:
+        rows = [f"after:{t}" for t in order if f"after:{t}" in frame.index]
+        rows += [r for r in frame.index if r not in rows]
+        cols = [t for t in order if t in frame.columns] + [c for c in frame.columns if c not in order]
+        frame = frame.loc[rows, cols]
+    return list(frame.index), list(frame.columns), frame.to_numpy(dtype=float)
 
 
-def as_array(matrix: Mapping[str, Mapping[str, float]], rows: list[str], cols: list[str]) -> np.ndarray:
-    out = np.full((len(rows), len(cols)), np.nan)
-    for i, row in enumerate(rows):
-        for j, col in enumerate(cols):
-            value = (matrix.get(row) or {}).get(col)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[i, j] = float(value)
-    return out
-
-
-def valid_matrix(value: Any) -> bool:
-    return isinstance(value, Mapping) and bool(value) and all(isinstance(r, Mapping) for r in value.values())
-
-
-def accuracy_section(doc: Document, summary: dict[str, Any], order: list[str]) -> None:
+def accuracy_section(doc: Document, summary: RunSummary, order: list[str]) -> None:
     from archsim.report.plots import accuracy_heatmaps
 
     doc.heading(2, "1. Accuracy on every task after every task")
-    matrix = summary.get("accuracy")
-    if not valid_matrix(matrix):
-        doc.skip("summary.json has no accuracy matrix")
+    named = [("test accuracy", "Test accuracy (%)", "test")] if summary.accuracy else []
+    if summary.validation_accuracy:
+        # Drawn only when the test set was not scored (data.evaluate_test false).
+        named.append(("" if named else "validation accuracy", "Validation accuracy (%)", "validation"))
+    if not named:
+        doc.skip("the run evaluated no task (empty accuracy matrices)")
         return
-    rows, cols = matrix_layout(matrix, order)
-    panels = [("test accuracy", rows, cols, as_array(matrix, rows, cols))]
-    baseline = summary.get("baseline_accuracy")
-    if valid_matrix(baseline):
-        b_rows, b_cols = matrix_layout(baseline, order)
-        panels.append(("software baseline (ideal weights)", b_rows, b_cols, as_array(baseline, b_rows, b_cols)))
+    if summary.baseline_accuracy:
+        named.append(("software baseline (ideal weights)", "Software baseline, test accuracy (%)", "baseline"))
+    matrices = {which: ordered_matrix(summary, which, order) for _, _, which in named}
+    panels = [(panel, *matrices[which]) for panel, _, which in named if panel]
     doc.figure(accuracy_heatmaps(panels), "accuracy",
                "Accuracy (%) on each task (columns) after training each task (rows, in training order).")
-    named = [("Test accuracy (%)", matrix)]
-    if valid_matrix(summary.get("validation_accuracy")):
-        named.append(("Validation accuracy (%)", summary["validation_accuracy"]))
-    if valid_matrix(baseline):
-        named.append(("Software baseline, test accuracy (%)", baseline))
-    for title, m in named:
-        r, c = matrix_layout(m, order)
-        values = as_array(m, r, c)
+    for _, title, which in named:
+        rows, cols, values = matrices[which]
         doc.para(f"**{title}**")
-        doc.table(["", *c, "mean"], [
+        doc.table(["", *cols, "mean"], [
             [row, *(pct(v) for v in values[i]), pct(np.nanmean(values[i]) if np.isfinite(values[i]).any() else None)]
-            for i, row in enumerate(r)
+            for i, row in enumerate(rows)
         ])
-    final = as_array(matrix, rows, cols)[-1]
+    rows, _, values = matrices[named[0][2]]
+    final = values[-1]
     if np.isfinite(final).any():
         doc.para(f"Final accuracy ({rows[-1]}), mean over {int(np.isfinite(final).sum())} tasks: "
                  f"**{pct(np.nanmean(final))} %**.")
 
 
 # -- energy -------------------------------------------------------------------------------------
-def energy_section(doc: Document, summary: dict[str, Any]) -> None:
-    from archsim.report.plots import bar_panels
+def energy_section(doc: Document, summary: RunSummary) -> None:
+    from archsim.report.plots import energy_breakdown
 
     doc.heading(2, "2. Energy by component and by phase")
-    energy = summary.get("energy_j")
-    if not isinstance(energy, Mapping):
+    energy = summary.energy_j
+    if energy is None:
         doc.skip("no energy_j in summary.json (a run without --hw has no architecture model)")
         return
-    by_component = dict(sorted(numeric_map(energy.get("by_component")).items(), key=lambda kv: (-kv[1], kv[0])))
-    by_phase = ordered_phases(numeric_map(energy.get("by_phase")))
-    panels = [(title, values, "energy (J)", "J", True) for title, values in
-              (("by component", by_component), ("by phase", by_phase)) if values]
-    if not panels:
-        doc.skip("energy_j holds no by_component or by_phase breakdown")
-    else:
-        doc.figure(bar_panels(panels), "energy",
-                   "Energy (J) of the whole run by chip component and by phase; labels give the share of the total.")
-    totals = numeric_map(energy)
-    rows = [[label, f"`{key}`", eng(totals[key], "J"), num(totals[key], 6)] for key, label in ENERGY_KEYS if key in totals]
-    if rows:
-        doc.table(["quantity", "key", "energy", "J"], rows)
-    for title, values in (("component", by_component), ("phase", by_phase)):
-        if values:
-            total = sum(values.values())
-            doc.table([title, "energy", "J", "share (%)"], [
-                [k, eng(v, "J"), num(v, 6), f"{100 * v / total:.2f}" if total > 0 else "–"] for k, v in values.items()
-            ])
-    cross = energy.get("by_component_phase")
-    if isinstance(cross, Mapping) and cross:
-        grid = {c: numeric_map(v) for c, v in cross.items()}
+    ledger = summary.energy_frame()
+    doc.figure(energy_breakdown(ledger), "energy",
+               "Energy of the whole run (linear axis): left, by component, each bar split by phase; right, "
+               "by phase. Solid: dynamic energy (actions); hatched: leakage (static power x phase time). "
+               "Labels: energy and share of the total.")
+    totals = [("whole run", "total", energy.total), ("dynamic", "dynamic", energy.dynamic),
+              ("leakage", "leakage", energy.leakage)]
+    if energy.train_total is not None:
+        totals.append(("all training (every phase but eval)", "train_total", energy.train_total))
+    if energy.eval_total is not None:
+        totals.append(("all evaluation", "eval_total", energy.eval_total))
+    totals += [("per training step (one batch)", "per_train_step", energy.per_train_step),
+               ("per inference image", "per_inference_image", energy.per_inference_image)]
+    doc.table(["quantity", "key", "energy", "J"], [[label, f"`{key}`", eng(v, "J"), num(v, 6)] for label, key, v in totals])
+    by_component = dict(sorted(energy.by_component.items(), key=lambda kv: (-kv[1], kv[0])))
+    for title, values in (("component", by_component), ("phase", ordered_phases(energy.by_phase))):
+        kinds = ledger.groupby([title, "kind"])["energy_j"].sum() if not ledger.empty else None
+        total = sum(values.values())
+
+        def part(key: str, kind: str) -> str:
+            return eng(kinds.get((key, kind), 0.0), "J") if kinds is not None else "–"
+
+        doc.table([title, "energy", "dynamic", "leakage", "share (%)"], [
+            [k, eng(v, "J"), part(k, "dynamic"), part(k, "leakage"), f"{100 * v / total:.2f}" if total > 0 else "–"]
+            for k, v in values.items()
+        ])
+    grid = energy.by_component_phase
+    if grid:
         phases = list(ordered_phases({p: 0.0 for v in grid.values() for p in v}))
-        doc.para("**Energy by component and phase (J)**")
+        doc.para("**Energy by component and phase**")
         doc.table(["component", *phases], [
             [c, *(eng(grid[c][p], "J", 3) if p in grid[c] else "–" for p in phases)] for c in sorted(grid)
         ])
 
 
+def area_section(doc: Document, summary: RunSummary) -> None:
+    """Chip area by component (summary ``area_mm2``, archsim/hw/area.py); absent without a chip."""
+    from archsim.report.plots import area_bars
+
+    area = summary.area_mm2
+    if area is None or not area.by_component:
+        return
+    by_component = dict(sorted(area.by_component.items(), key=lambda kv: (-kv[1], kv[0])))
+    doc.heading(3, "Chip area")
+    doc.figure(area_bars(by_component), "area", "Silicon area (mm²) by component; labels give the share of the total.")
+    total = sum(by_component.values())
+    doc.table(["component", "mm²", "share (%)"], [
+        [k, f"{v:.4g}", f"{100 * v / total:.2f}" if total > 0 else "–"] for k, v in by_component.items()
+    ] + [["total", f"{total:.4g}", "100.00"]])
+
+
 # -- latency ------------------------------------------------------------------------------------
-def latency_section(doc: Document, summary: dict[str, Any]) -> None:
-    from archsim.report.plots import bar_panels
+LATENCY_LABELS = dict(LATENCY_KEYS)
+
+
+def latency_section(doc: Document, summary: RunSummary) -> None:
+    from archsim.report.plots import latency_figure
 
     doc.heading(2, "3. Latency by phase, per image and per training step")
-    cycles, seconds = summary.get("latency_cycles"), summary.get("latency_s")
-    if not isinstance(cycles, Mapping) and not isinstance(seconds, Mapping):
+    cycles, seconds = summary.latency_cycles, summary.latency_s
+    if cycles is None or seconds is None:
         doc.skip("no latency_cycles / latency_s in summary.json (a run without --hw has no architecture model)")
         return
-    cycles = cycles if isinstance(cycles, Mapping) else {}
-    seconds = seconds if isinstance(seconds, Mapping) else {}
-    c_phase = ordered_phases(numeric_map(cycles.get("by_phase")))
-    s_phase = ordered_phases(numeric_map(seconds.get("by_phase")))
-    s_keys = numeric_map(seconds)
-    c_keys = numeric_map(cycles)
-    per_item = {label.split(" (")[0]: s_keys[k] for k, label in LATENCY_KEYS[:4] if k in s_keys}
-    panels = []
-    if c_phase:
-        panels.append(("by phase (cycles)", c_phase, "clock cycles", "", True))
-    if s_phase:
-        panels.append(("by phase (seconds)", s_phase, "time (s)", "s", True))
-    if per_item:
-        panels.append(("per image / per step", per_item, "time (s)", "s", False))
-    if panels:
-        doc.figure(bar_panels(panels), "latency",
-                   "Latency of the whole run by phase (cycles and seconds), and per inference image / training step.")
-    phases = list(dict.fromkeys([*c_phase, *s_phase]))
-    if phases:
-        total_s = sum(s_phase.values())
-        doc.table(["phase", "cycles", "time", "share of time (%)"], [
-            [p, num(c_phase[p]) if p in c_phase else "–", eng(s_phase[p], "s") if p in s_phase else "–",
-             f"{100 * s_phase[p] / total_s:.2f}" if p in s_phase and total_s > 0 else "–"]
-            for p in phases
-        ])
-    rows = [[label, f"`{key}`", num(c_keys[key]) if key in c_keys else "–", eng(s_keys[key], "s") if key in s_keys else "–"]
-            for key, label in LATENCY_KEYS if key in c_keys or key in s_keys]
-    if rows:
-        doc.table(["quantity", "key", "cycles", "time"], rows)
+    c_phase, s_phase = ordered_phases(cycles.by_phase), ordered_phases(seconds.by_phase)
+    per_item = {LATENCY_LABELS[k]: getattr(seconds, k) for k, _ in LATENCY_KEYS[:4]}
+    doc.figure(latency_figure(s_phase, c_phase, per_item), "latency",
+               "Top: time of the whole run by phase (linear; labels give cycles and share). Bottom: latency "
+               "of one inference image (batched and alone), one training image and one training step (log axis).")
+    total_s = sum(s_phase.values())
+    doc.table(["phase", "cycles", "time", "share of time (%)"], [
+        [p, num(c_phase[p]) if p in c_phase else "–", eng(s_phase[p], "s") if p in s_phase else "–",
+         f"{100 * s_phase[p] / total_s:.2f}" if p in s_phase and total_s > 0 else "–"]
+        for p in dict.fromkeys([*c_phase, *s_phase])
+    ])
+    doc.table(["quantity", "key", "cycles", "time"], [
+        [label, f"`{key}`", num(getattr(cycles, key)), eng(getattr(seconds, key), "s")] for key, label in LATENCY_KEYS
+    ])
 
 
 # -- writes and endurance -----------------------------------------------------------------------
@@ -311,7 +267,7 @@ def lifetime_epochs(endurance_median: float, max_count: int, epochs: int) -> flo
     return endurance_median / (max_count / epochs)
 
 
-def writes_section(doc: Document, summary: dict[str, Any], config: dict[str, Any] | None,
+def writes_section(doc: Document, summary: RunSummary, config: dict[str, Any] | None,
                    devices: Mapping[str, np.ndarray] | None) -> None:
     from archsim.report.plots import write_histogram
 
@@ -351,9 +307,8 @@ def writes_section(doc: Document, summary: dict[str, Any], config: dict[str, Any
         rows.append([label, num(int(a.size)), num(int(a.sum(dtype=np.int64))), num(top),
                      f"{float(a.mean()) if a.size else 0.0:.4g}", num(int((a == 0).sum()))])
     doc.table(["layer", f"{per}s", f"total {quantity}", "max", "mean", "never written"], rows)
-    writes = numeric_map(summary.get("writes"))
-    if writes:
-        doc.para("Summary `writes` section: " + ", ".join(f"{k} = {num(v)}" for k, v in writes.items()) + ".")
+    writes = summary.writes.model_dump(exclude_none=True)
+    doc.para("Summary `writes` section: " + ", ".join(f"{k} = {num(v)}" for k, v in writes.items()) + ".")
 
     doc.para("**Projected lifetime.** Epochs until the most-written device reaches the median endurance:")
     doc.para("`lifetime_epochs = endurance_median / (max_per_device / epochs_trained)`")
@@ -388,7 +343,7 @@ def writes_section(doc: Document, summary: dict[str, Any], config: dict[str, Any
 
 # -- conductances -------------------------------------------------------------------------------
 def conductance_snapshot(devices: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
-    """The arrays plot_conductance_distributions needs, or None if incomplete."""
+    """The conductance, state and stuck arrays of every plane, or None if incomplete."""
     if not devices or "state_g_s" not in devices:
         return None
     snap = {"state_g_s": devices["state_g_s"]}
@@ -404,20 +359,15 @@ def conductance_snapshot(devices: Mapping[str, np.ndarray] | None) -> dict[str, 
     return snap if len(snap) > 1 else None
 
 
-def conductance_section(doc: Document, devices: Mapping[str, np.ndarray] | None) -> None:
-    from archsim.report.plots import conductance_png
+def conductance_section(doc: Document, devices: Mapping[str, np.ndarray] | None,
+                        config: dict[str, Any] | None) -> None:
+    from archsim.report.plots import conductance_histogram
 
     doc.heading(2, "5. Programmed conductance per level")
     snap = conductance_snapshot(devices)
     if snap is None:
         doc.skip("devices.npz holds no conductances (run without --hw, or an ideal store)")
         return
-    name = conductance_png(snap, doc.folder, "conductance")
-    caption = ("Programmed conductance of every device, one colour per target state (log y); "
-               "dashed: targets; grey: stuck devices.")
-    if "png" not in doc.formats:
-        caption += " PNG only: drawn by archsim.devices.plots."
-    doc.embed([name], caption)
     state_g = np.asarray(snap["state_g_s"], dtype=float)
     g_all, s_all, k_all = [], [], []
     for key in snap:
@@ -428,28 +378,35 @@ def conductance_section(doc: Document, devices: Mapping[str, np.ndarray] | None)
             s_all.append(np.asarray(snap[f"layer{layer}.state{plane}"]).ravel())
             k_all.append(np.asarray(snap[f"layer{layer}.stuck{plane}"]).ravel().astype(bool))
     g, state, stuck = np.concatenate(g_all), np.concatenate(s_all), np.concatenate(k_all)
+    device = device_config(config) or {}
+    g_min = float(device.get("g_min_s", state_g.min()))
+    below = int((g < g_min).sum())
+    doc.figure(conductance_histogram(g, state, stuck, state_g, g_min), "conductance",
+               "Programmed conductance of every device, one colour per target state (log y); dashed: targets; "
+               f"grey: stuck devices; dotted: the device's minimum conductance G_min = {eng(g_min, 'S')}, the physical "
+               "floor: values the programming spread put below it are drawn at G_min.")
+    if below:
+        doc.para(f"{num(below)} of {num(g.size)} devices ({100 * below / g.size:.2f} %) hold a modelled conductance "
+                 f"below G_min = {eng(g_min, 'S')} (the post-programming spread of the device model is not "
+                 "truncated at the floor); the figure draws them at G_min, the table uses the modelled values.")
     rows = []
-    for s, target in enumerate(state_g):
-        sel = (state == s) & ~stuck
+    for s_, target in enumerate(state_g):
+        sel = (state == s_) & ~stuck
         n = int(sel.sum())
-        mean = float(g[sel].mean()) if n else math.nan
-        std = float(g[sel].std()) if n else math.nan
-        rows.append([s, f"{target * 1e6:.4g}", num(n), f"{mean * 1e6:.4g}" if n else "–",
-                     f"{std * 1e6:.3g}" if n else "–", num(int(((state == s) & stuck).sum()))])
-    doc.table(["state", "target G (µS)", "devices", "mean G (µS)", "std G (µS)", "stuck"], rows)
+        rows.append([s_, eng(target, "S"), num(n), eng(float(g[sel].mean()), "S") if n else "–",
+                     eng(float(g[sel].std()), "S", 3) if n else "–", num(int(((state == s_) & stuck).sum()))])
+    doc.table(["state", "target G", "devices", "mean G", "std G", "stuck"], rows)
     if "level_values" in devices:
         levels = ", ".join(f"{v:g}" for v in np.asarray(devices["level_values"]).ravel())
         doc.para(f"Weight levels: {levels}.")
 
 
 # -- memory ---------------------------------------------------------------------------------------
-def memory_section(doc: Document, summary: dict[str, Any]) -> None:
+def memory_section(doc: Document, summary: RunSummary) -> None:
     doc.heading(2, "6. Memory footprint against the BNN design")
-    memory = summary.get("memory_bits")
-    values = numeric_map(memory)
-    if not values:
-        doc.skip("no memory_bits in summary.json")
-        return
+    memory = summary.memory_bits
+    values = {k: v for k, v in memory.model_dump(exclude_none=True).items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)}
     rows, shown = [], set()
     for key, label, kind in MEMORY_ROWS:
         if key in values:
@@ -457,35 +414,36 @@ def memory_section(doc: Document, summary: dict[str, Any]) -> None:
             v = values[key]
             rows.append([label, f"`{key}`", num(v), kind, "" if kind == "count" else f"{v / 8 / 2**20:.3f}"])
     for key in sorted(values):
-        if key not in shown and not key.endswith("saving") and key not in ("saving_vs_bnn", "hidden_bits"):
+        if key not in shown and "saving" not in key and key != "hidden_bits":
             rows.append([key, f"`{key}`", num(values[key]), "", ""])
     doc.table(["part", "key", "value", "unit", "MiB"], rows)
-    facts = []
-    if "saving_vs_bnn" in values:
-        facts.append(f"saving vs BNN = bnn_equivalent / total = **{values['saving_vs_bnn']:.4g}x**")
-    if "paper_formula_saving" in values:
-        facts.append(f"with the paper's formula: {values['paper_formula_saving']:.4g}x")
-    if "hidden_bits" in values:
-        facts.append(f"hidden-weight precision: {num(values['hidden_bits'])} bits")
-    if isinstance(memory, Mapping) and isinstance(memory.get("formula"), str):
-        facts.append(f"formula: {memory['formula']}")
-    if facts:
-        doc.bullets(facts)
+    facts = [f"saving vs BNN = bnn_equivalent / total = **{memory.saving_vs_bnn:.4g}x**"]
+    if memory.saving_vs_bnn_with_optimizer is not None:
+        facts.append(f"with optimizer state on both sides: {memory.saving_vs_bnn_with_optimizer:.4g}x")
+    if memory.paper_formula_saving is not None:
+        facts.append(f"with the paper's formula: {memory.paper_formula_saving:.4g}x")
+    if memory.bnn_source is not None:
+        facts.append(f"BNN design {memory.bnn_network or ''}: {memory.bnn_source}")
+    if memory.hidden_bits is not None:
+        facts.append(f"hidden-weight precision: {num(memory.hidden_bits)} bits")
+    facts.append(f"formula: {memory.formula}")
+    doc.bullets(facts)
 
 
 # -- the report -----------------------------------------------------------------------------------
-def header(doc: Document, run_dir: Path, summary: dict[str, Any], config: dict[str, Any] | None) -> None:
-    doc.heading(1, f"archsim run report: {summary.get('workload', Path(run_dir).name)}")
+def header(doc: Document, run_dir: Path, summary: RunSummary, config: dict[str, Any] | None) -> None:
+    doc.heading(1, f"archsim run report: {summary.workload}")
     hardware = (config or {}).get("hardware")
+    epochs = epochs_trained(config)
     facts = [
         ("run folder", f"`{Path(run_dir).name}`"),
-        ("workload", summary.get("workload", "?")),
-        ("learning rule", f"{summary.get('rule', '?')} (m* = {summary.get('m_star', '?')})"),
-        ("seed", summary.get("seed", "?")),
+        ("workload", summary.workload),
+        ("learning rule", f"{summary.rule} (m* = {summary.m_star:g})"),
+        ("seed", summary.seed),
         ("hardware", hardware.get("name", "?") if isinstance(hardware, Mapping) else "none (software run)"),
-        ("device", (summary.get("device") or {}).get("name", "–") if isinstance(summary.get("device"), Mapping) else "–"),
-        ("epochs trained", epochs_trained(config) if epochs_trained(config) is not None else "?"),
-        ("archsim version", summary.get("archsim_version", "?")),
+        ("device", summary.device.name if summary.device is not None else "–"),
+        ("epochs trained", epochs if epochs is not None else "?"),
+        ("archsim version", summary.archsim_version),
     ]
     doc.table(["run", ""], [[k, v] for k, v in facts], align=["l", "l"])
 
@@ -493,6 +451,9 @@ def header(doc: Document, run_dir: Path, summary: dict[str, Any], config: dict[s
 def write_run_report(run_dir: Path, out: Path, formats: Sequence[str]) -> Path:
     """Write ``out/report.md`` and its figures for the run folder ``run_dir``."""
     run_dir, out = Path(run_dir), Path(out)
+    from archsim.report.markdown import check_output
+
+    check_output(out, run_dir)  # an unusable --out is refused before the summary is read
     summary = load_summary(run_dir)
     notes: list[str] = []
     config = load_config(run_dir, notes)
@@ -502,11 +463,12 @@ def write_run_report(run_dir: Path, out: Path, formats: Sequence[str]) -> Path:
         header(doc, run_dir, summary, config)
         if notes:
             doc.bullets([f"Note: {n}." for n in notes])
-        accuracy_section(doc, summary, task_names(config))
+        accuracy_section(doc, summary, task_names(config) or summary.task_order())
         energy_section(doc, summary)
+        area_section(doc, summary)
         latency_section(doc, summary)
         writes_section(doc, summary, config, devices)
-        conductance_section(doc, devices)
+        conductance_section(doc, devices, config)
         memory_section(doc, summary)
         doc.write()
     return out / "report.md"

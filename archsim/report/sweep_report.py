@@ -1,8 +1,16 @@
-"""Report of a sweep folder (``results.parquet``): Pareto fronts of cost against accuracy.
+"""Report of a sweep folder (``results.parquet``): every objective against accuracy, with every
+swept key visible.
 
-Accuracy of a point = mean over tasks of the final row of its accuracy matrix
-(``accuracy.after:<last task>.<task>``). Each front plots one cost column (energy, latency,
-writes) against it; a missing cost column skips that front with a note.
+* **Accuracy of a point** = mean over tasks of the final row of its accuracy matrix
+  (``accuracy.after:<last task>.<task>``).
+* **Objectives** (``archsim report SWEEP --objective NAME``, repeatable): energy per inference
+  image, training energy, latency, area, writes, accuracy, or any numeric column. Each
+  objective gets a figure of accuracy against it with the Pareto-optimal configurations ringed.
+* **Every swept key is visible**: the first varying key is the colour (discrete colours for
+  discrete values), the second the marker, the others facets (one panel per combination).
+* **Seeds** are aggregated: one configuration = the points differing only in ``seed``; they
+  are drawn as mean ± sd (error bars) and the front is computed on the means.
+* Axes in physical units carry SI prefixes (``matplotlib.ticker.EngFormatter``).
 """
 
 from __future__ import annotations
@@ -10,31 +18,53 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from archsim.errors import DataError
+from archsim.errors import ConfigError, DataError
 from archsim.report.markdown import Document, eng, num, pct, staged_output
+from archsim.results import RunSummary, section_fields
 
 ACCURACY_PREFIX = "accuracy.after:"
-META_COLUMNS = {"point_id", "status", "error", "wall_time_s", "finished_at", "config_json"}
-SUMMARY_SECTIONS = {
-    "archsim_version", "workload", "rule", "m_star", "accuracy", "validation_accuracy",
-    "train_loss", "writes", "device", "memory_bits", "latency_cycles", "latency_s", "energy_j",
-    "utilisation", "architecture", "baseline_accuracy", "summary",
-}
-"""First dotted part of metric columns (the run summary's sections); other columns are swept keys.
-The summary's own ``seed`` is stored as ``summary.seed``: a ``seed`` column is the swept seed."""
+META_COLUMNS = {"point_id", "status", "error", "wall_time_s", "finished_at", "config_json", "code_commit"}
+SUMMARY_SECTIONS = section_fields() | {"summary"}
+"""First dotted part of metric columns (the mapping fields of the run summary)."""
+SUMMARY_SCALARS = set(RunSummary.model_fields) - section_fields() - {"seed"}
+"""Metric columns named by a summary field alone (``workload``, ``tasks``, ...). The summary's own
+``seed`` is stored as ``summary.seed``: a ``seed`` column is the swept seed, and ``tasks.0.epochs``
+is a swept key."""
 
-FRONTS = [
-    # (file stem, title, candidate columns (first present wins), axis label, unit)
-    ("pareto_energy", "Energy vs accuracy", ["energy_j.total"], "energy of the run (J)", "J"),
-    ("pareto_latency", "Latency vs accuracy", ["latency_s.train_step", "latency_s.total"],
-     "latency (s)", "s"),
-    ("pareto_writes", "Writes vs accuracy", ["writes.total"], "total writes", ""),
-]
+
+@dataclass(frozen=True)
+class Objective:
+    """A quantity of a sweep point drawn against accuracy."""
+
+    name: str
+    columns: tuple[str, ...]
+    """Candidate columns of results.parquet (first present wins); summary field paths."""
+    label: str
+    unit: str | None
+    """SI unit for EngFormatter ('' = a count with prefixes); None = plain numbers (label has the unit)."""
+    maximize: bool = False
+
+
+OBJECTIVES = {o.name: o for o in [
+    Objective("inference-energy", ("energy_j.per_inference_image",), "energy per inference image", "J"),
+    Objective("training-energy", ("energy_j.train_total",), "training energy (every phase but eval)", "J"),
+    Objective("energy", ("energy_j.total",), "energy of the whole run", "J"),
+    Objective("latency", ("latency_s.inference_per_image",), "latency per inference image (batched)", "s"),
+    Objective("train-latency", ("latency_s.train_step",), "latency of one training step", "s"),
+    Objective("run-time", ("latency_s.total",), "simulated time of the whole run", "s"),
+    Objective("area", ("area_mm2.total",), "chip area (mm²)", None),
+    Objective("writes", ("writes.total",), "device writes of the run", ""),
+    Objective("max-writes", ("writes.max_per_device",), "most writes of one device", ""),
+    Objective("accuracy", (), "final accuracy, mean over tasks (%)", None, maximize=True),
+]}
+DEFAULT_OBJECTIVES = ("inference-energy", "training-energy", "latency", "area", "writes")
+"""Drawn when no --objective is given (area only when the sweep measured it)."""
 _CHUNK = 1024
 
 
@@ -123,17 +153,11 @@ def final_accuracy(frame: Any) -> tuple[np.ndarray, list[str], str | None]:
 
 def swept_keys(frame: Any) -> list[str]:
     return [c for c in frame.columns
-            if c not in META_COLUMNS and c.split(".")[0] not in SUMMARY_SECTIONS
-            and not c.startswith(ACCURACY_PREFIX)]
+            if c not in META_COLUMNS and c not in SUMMARY_SCALARS and c.split(".")[0] not in SUMMARY_SECTIONS]
 
 
-def colour_key(frame: Any, keys: list[str]) -> str | None:
-    """The first swept key with more than one value (the seed only if nothing else varies)."""
-    varying = [k for k in keys if frame[k].astype(str).nunique() > 1]
-    for key in varying:
-        if key != "seed":
-            return key
-    return varying[0] if varying else (keys[0] if keys else None)
+def varying(frame: Any, keys: list[str]) -> list[str]:
+    return [k for k in keys if frame[k].astype(str).nunique() > 1]
 
 
 def metric_column(frame: Any, candidates: list[str]) -> str | None:
@@ -153,6 +177,65 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def sort_values(values: Sequence[Any]) -> list[Any]:
+    """Distinct values, numbers in numeric order, others after them by their text."""
+    distinct = list(dict.fromkeys(values))
+    numbers = sorted((v for v in distinct if _is_number(v)), key=float)
+    return numbers + sorted((v for v in distinct if not _is_number(v)), key=str)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+# -- objectives and seeds -------------------------------------------------------------------------
+def choose_objectives(requested: Sequence[str] | None, frame: Any) -> list[Objective]:
+    """The objectives asked for (names of OBJECTIVES or numeric columns); the defaults otherwise."""
+    if not requested:
+        return [OBJECTIVES[n] for n in DEFAULT_OBJECTIVES
+                if n != "area" or metric_column(frame, list(OBJECTIVES[n].columns)) is not None]
+    chosen = []
+    for name in requested:
+        if name in OBJECTIVES:
+            chosen.append(OBJECTIVES[name])
+        elif name in frame.columns:
+            chosen.append(Objective(name, (name,), name, None))
+        else:
+            raise ConfigError(f"--objective {name!r}: not an objective; choose one of "
+                              f"{', '.join(OBJECTIVES)} or a numeric column of results.parquet")
+    return list(dict.fromkeys(chosen))
+
+
+def aggregate_seeds(frame: Any, keys: list[str], values: dict[str, np.ndarray]) -> Any:
+    """One row per configuration (the swept keys but ``seed``): the keys, then ``<name>_mean``,
+    ``<name>_sd`` (sample sd, 0 for one seed) of every array in ``values``, ``n_seeds`` and
+    ``points`` (row positions in ``frame``). Rows where a value is not finite are left out."""
+    import pandas as pd
+
+    config_keys = [k for k in keys if k != "seed"]
+    usable = np.logical_and.reduce([np.isfinite(v) for v in values.values()]) if values else np.ones(len(frame), bool)
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for i in np.flatnonzero(usable):
+        label = tuple(str(frame[k].iloc[i]) for k in config_keys)
+        entry = rows.setdefault(label, {**{k: frame[k].iloc[i] for k in config_keys}, "points": []})
+        entry["points"].append(int(i))
+    out = []
+    for entry in rows.values():
+        idx = entry["points"]
+        row = dict(entry)
+        for name, v in values.items():
+            row[f"{name}_mean"] = float(np.mean(v[idx]))
+            row[f"{name}_sd"] = float(np.std(v[idx], ddof=1)) if len(idx) > 1 else 0.0
+        row["n_seeds"] = len(idx)
+        out.append(row)
+    return pd.DataFrame(out, columns=[*config_keys, *(f"{n}_{s}" for n in values for s in ("mean", "sd")),
+                                      "n_seeds", "points"])
+
+
+def mean_sd(mean: float, sd: float, n: int, fmt: Any) -> str:
+    return fmt(mean) if n < 2 else f"{fmt(mean)} ± {fmt(sd)}"
+
+
 # -- the report -----------------------------------------------------------------------------------
 def sweep_name(sweep_dir: Path) -> str:
     import yaml
@@ -166,11 +249,16 @@ def sweep_name(sweep_dir: Path) -> str:
     return Path(sweep_dir).resolve().name
 
 
-def write_sweep_report(sweep_dir: Path, out: Path, formats: Sequence[str]) -> Path:
-    """Write ``out/report.md`` and the Pareto figures of the sweep folder ``sweep_dir``."""
-    import pandas as pd
+def encoding(keys: list[str]) -> dict[str, Any]:
+    """Which swept key is drawn how: colour, marker, facets (the rest)."""
+    return {"colour": keys[0] if keys else None, "marker": keys[1] if len(keys) > 1 else None,
+            "facets": keys[2:]}
 
-    from archsim.report.plots import pareto_scatter
+
+def write_sweep_report(sweep_dir: Path, out: Path, formats: Sequence[str],
+                       objectives: Sequence[str] | None = None) -> Path:
+    """Write ``out/report.md`` and one figure per objective for the sweep folder ``sweep_dir``."""
+    import pandas as pd
 
     sweep_dir, out = Path(sweep_dir), Path(out)
     frame = load_results(sweep_dir)
@@ -180,56 +268,100 @@ def write_sweep_report(sweep_dir: Path, out: Path, formats: Sequence[str]) -> Pa
         frame = frame[frame["status"] == "ok"].reset_index(drop=True)
     else:
         failed = 0
+    chosen = choose_objectives(objectives, frame)
     keys = swept_keys(frame)
-    colour = colour_key(frame, keys)
+    shown = [k for k in varying(frame, keys) if k != "seed"]
+    enc = encoding(shown)
     accuracy, acc_columns, last = final_accuracy(frame)
+    seeds = frame["seed"].nunique() if "seed" in frame.columns else 1
 
     with staged_output(out, sweep_dir) as staging:
         doc = Document(staging, formats)
         doc.heading(1, f"archsim sweep report: {sweep_name(sweep_dir)}")
+        fixed = [k for k in keys if k not in shown and k != "seed"]
         doc.table(["sweep", ""], [
             ["points in results.parquet", num(total)],
             ["points ok", num(len(frame))],
             ["points failed (left out)", num(failed)],
             ["swept keys", ", ".join(f"`{k}`" for k in keys) or "–"],
-            ["colour", f"`{colour}`" if colour else "–"],
+            ["colour", f"`{enc['colour']}`" if enc["colour"] else "–"],
+            ["marker", f"`{enc['marker']}`" if enc["marker"] else "–"],
+            ["facets (one panel per value)", ", ".join(f"`{k}`" for k in enc["facets"]) or "–"],
+            ["same in every point", ", ".join(f"`{k}` = {cell(frame[k].iloc[0])}" for k in fixed) or "–"],
+            ["seeds per configuration", f"{seeds} (drawn as mean ± sd)" if seeds > 1 else "1"],
+            ["objectives", ", ".join(f"`{o.name}`" for o in chosen)],
         ], align=["l", "l"])
         if acc_columns:
             doc.para(f"Accuracy of a point = mean over tasks of the final row of its accuracy matrix "
                      f"(after:{last}): mean of " + ", ".join(f"`{c}`" for c in acc_columns) + ". "
-                     "A point is Pareto-optimal when no other point has both higher (or equal) accuracy "
-                     "and lower (or equal) cost, one of them strictly; each point is one seed.")
-        for stem, title, candidates, label, unit in FRONTS:
-            doc.heading(2, title)
-            if frame.empty:
-                doc.skip("no point finished with status ok")
-                continue
-            if not acc_columns:
-                doc.skip(f"no {ACCURACY_PREFIX}<last task>.<task> columns in results.parquet")
-                continue
-            column = metric_column(frame, candidates)
-            if column is None:
-                doc.skip(f"no column {' / '.join(candidates)} in results.parquet (needs e.g. a sweep with hardware)")
-                continue
-            cost = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
-            usable = np.isfinite(cost) & np.isfinite(accuracy)
-            if not usable.any():
-                doc.skip(f"no point has both `{column}` and an accuracy")
-                continue
-            front = pareto_mask(np.column_stack([cost, accuracy]), maximize=[False, True])
-            sub = np.flatnonzero(usable)
-            values = frame[colour].tolist() if colour else None
-            fig = pareto_scatter(cost[sub], accuracy[sub], front[sub],
-                                 [values[i] for i in sub] if values else None, colour,
-                                 f"{label} [{column}]", f"{title} ({int(front.sum())} Pareto-optimal of {len(sub)})")
-            doc.figure(fig, stem, f"{title}: every ok point, Pareto-optimal ones ringed in red; colour: {colour or '–'}.")
-            order = sorted(np.flatnonzero(front), key=lambda i: (cost[i], -accuracy[i]))
-            headers = [*(f"`{k}`" for k in keys), "accuracy (%)", f"`{column}`", "point"]
-            rows = [[*(cell(frame[k].iloc[i]) for k in keys), pct(accuracy[i]),
-                     eng(cost[i], unit) if unit else num(cost[i]),
-                     str(frame["point_id"].iloc[i])[:12] if "point_id" in frame.columns else i]
-                    for i in order]
-            doc.para(f"**Pareto-optimal points ({len(rows)})**, by increasing `{column}`:")
-            doc.table(headers, rows, align=["l"] * len(keys) + ["r", "r", "l"])
+                     "A configuration is Pareto-optimal when no other has both higher (or equal) mean accuracy "
+                     "and lower (or equal) mean cost, one of them strictly.")
+        for objective in chosen:
+            objective_section(doc, frame, objective, accuracy, bool(acc_columns), shown, enc)
         doc.write()
     return out / "report.md"
+
+
+def objective_section(doc: Document, frame: Any, objective: Objective, accuracy: np.ndarray,
+                      has_accuracy: bool, shown: list[str], enc: dict[str, Any]) -> None:
+    import pandas as pd
+
+    from archsim.report.plots import sweep_figure
+
+    title = "Accuracy of every configuration" if objective.name == "accuracy" else \
+        f"{objective.label[0].upper()}{objective.label[1:]} vs accuracy"
+    doc.heading(2, title)
+    if frame.empty:
+        doc.skip("no point finished with status ok")
+        return
+    if not has_accuracy:
+        doc.skip(f"no {ACCURACY_PREFIX}<last task>.<task> columns in results.parquet")
+        return
+    keys_all = swept_keys(frame)
+    stem = f"sweep_{objective.name}"
+    if objective.name == "accuracy":
+        table = aggregate_seeds(frame, keys_all, {"accuracy": accuracy})
+        if table.empty:
+            doc.skip("no point has an accuracy")
+            return
+        fig = sweep_figure(table, None, enc, objective)
+        doc.figure(fig, stem, "Final accuracy (mean ± sd over seeds) of every configuration against "
+                   f"`{enc['colour'] or '–'}`; marker: `{enc['marker'] or '–'}`; panels: "
+                   f"{', '.join(f'`{k}`' for k in enc['facets']) or '–'}.")
+        order = np.argsort(-table["accuracy_mean"].to_numpy(), kind="stable")
+        doc.table([*(f"`{k}`" for k in shown), "accuracy (%)", "seeds"], [
+            [*(cell(table[k].iloc[i]) for k in shown),
+             mean_sd(table["accuracy_mean"].iloc[i], table["accuracy_sd"].iloc[i], table["n_seeds"].iloc[i], pct),
+             table["n_seeds"].iloc[i]] for i in order])
+        return
+    column = metric_column(frame, list(objective.columns))
+    if column is None:
+        doc.skip(f"no column {' / '.join(objective.columns)} in results.parquet "
+                 "(needs e.g. a sweep with hardware, or a hardware model that reports it)")
+        return
+    cost = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    table = aggregate_seeds(frame, keys_all, {"cost": cost, "accuracy": accuracy})
+    if table.empty:
+        doc.skip(f"no point has both `{column}` and an accuracy")
+        return
+    front = pareto_mask(table[["cost_mean", "accuracy_mean"]].to_numpy(), maximize=[objective.maximize, True])
+    fig = sweep_figure(table, front, enc, objective)
+    doc.figure(fig, stem, f"{title} (`{column}`): every configuration (mean ± sd over seeds), Pareto-optimal "
+               f"ones ringed in red; colour: `{enc['colour'] or '–'}`; marker: `{enc['marker'] or '–'}`; panels: "
+               f"{', '.join(f'`{k}`' for k in enc['facets']) or '–'}.")
+
+    def fmt(v: float) -> str:
+        return eng(v, objective.unit) if objective.unit is not None else f"{v:.4g}"
+
+    order = sorted(np.flatnonzero(front), key=lambda i: (table["cost_mean"].iloc[i], -table["accuracy_mean"].iloc[i]))
+    rows = []
+    for i in order:
+        first = table["points"].iloc[i][0]
+        rows.append([*(cell(table[k].iloc[i]) for k in shown),
+                     mean_sd(table["accuracy_mean"].iloc[i], table["accuracy_sd"].iloc[i], table["n_seeds"].iloc[i], pct),
+                     mean_sd(table["cost_mean"].iloc[i], table["cost_sd"].iloc[i], table["n_seeds"].iloc[i], fmt),
+                     table["n_seeds"].iloc[i],
+                     str(frame["point_id"].iloc[first])[:12] if "point_id" in frame.columns else first])
+    doc.para(f"**Pareto-optimal configurations ({len(rows)} of {len(table)})**, by increasing `{column}`:")
+    doc.table([*(f"`{k}`" for k in shown), "accuracy (%)", f"`{column}`", "seeds", "point"], rows,
+              align=["l"] * len(shown) + ["r", "r", "r", "l"])

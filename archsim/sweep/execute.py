@@ -30,7 +30,7 @@ from archsim.errors import (
 )
 from archsim.sweep.points import Point, expand
 from archsim.sweep.spec import SweepSpec, default_output, load_spec, resolve_input
-from archsim.sweep.store import PointStore, flatten
+from archsim.sweep.store import PointStore
 
 CONNECT_TIMEOUT_S = 10.0
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -71,10 +71,13 @@ def run_point(config: dict[str, Any]) -> dict[str, Any]:
         from archsim.config import RunConfig
         from archsim.runner import execute
 
-        # execute() returns (summary, result, ...); only the summary is stored.
+        # execute() returns (summary, result, ...); only the summary is stored, flattened
+        # through the typed model (RunSummary.flat), so columns follow its field names.
         summary = execute(RunConfig.model_validate(config), show_progress=False)[0]
+        from archsim.provenance import code_commit
+
         return {"status": "ok", "error": "", "wall_time_s": time.perf_counter() - start,
-                "metrics": flatten(summary)}
+                "metrics": {**summary.flat(), "code_commit": code_commit()}}
     except InterruptedRun:  # SIGTERM of a serial sweep stops the sweep, not just the point
         raise
     except Exception as exc:  # recorded, the sweep goes on
@@ -94,10 +97,13 @@ class Plan:
 
 def plan(spec_path: str | Path, out: Path | None = None) -> Plan:
     """Load the spec and validate every point (ConfigError before anything runs)."""
+    from archsim.output import check_sweep_target
+
     spec_path = Path(spec_path)
     spec = load_spec(spec_path)
-    points, duplicates = expand(spec, spec_path)
     output = Path(out) if out is not None else default_output(spec)
+    check_sweep_target(output, f"output {output}")  # before the (long) validation of points
+    points, duplicates = expand(spec, spec_path)
     return Plan(spec, spec_path, points, duplicates, PointStore(output))
 
 
@@ -185,11 +191,24 @@ def run_sweep(
     echo: Callable[[str], None] = lambda line: None,
     connect_timeout: float = CONNECT_TIMEOUT_S,
 ) -> SweepReport:
-    """Run every point of the sweep not already finished; write results.parquet."""
+    """Run every point of the sweep not already finished; write results.parquet.
+
+    The output folder is locked for the whole sweep: a second sweep on it fails at once."""
+    from archsim.output import output_lock
+
     start = time.perf_counter()
     p = plan(spec_path, out)
+    with output_lock(p.store.output.resolve(), f"output {p.store.output}"):
+        return run_plan(p, start, workers, scheduler, serial, quiet, echo, connect_timeout)
+
+
+def run_plan(p: Plan, start: float, workers: int | None, scheduler: str | None, serial: bool,
+             quiet: bool, echo: Callable[[str], None], connect_timeout: float) -> SweepReport:
+    from archsim.output import write_marker
+
     store = p.store
     store.prepare()
+    write_marker(store.output, "sweep")
     store.write_spec(resolved_spec_yaml(p))
     finished = store.finished(p.points)
     todo = [pt for pt in p.points if pt.id not in finished]
@@ -273,6 +292,9 @@ def collect_only(spec_path: str | Path, out: Path | None = None) -> tuple[SweepR
     if not p.store.points_dir.is_dir():
         raise ConfigError(f"output {p.store.output}: no points/ folder; run the sweep first")
     p.store.prepare()
+    from archsim.output import write_marker
+
+    write_marker(p.store.output, "sweep")
     p.store.write_spec(resolved_spec_yaml(p))
     frame, others = p.store.collect(p.points, p.spec.swept_keys)
     counts = frame["status"].value_counts().to_dict() if len(frame) else {}

@@ -23,7 +23,15 @@ from archsim.config import RunConfig
 from archsim.config.dotted import get_dotted, set_dotted
 from archsim.config.loader import format_validation_error, read_yaml_mapping
 from archsim.errors import ConfigError
-from archsim.sweep.spec import Distribution, RandomSpec, SweepSpec, check_sweep, resolve_input
+from archsim.limits import check_memory, estimate_run
+from archsim.sweep.spec import (
+    Distribution,
+    RandomSpec,
+    SweepSpec,
+    check_sweep,
+    point_count,
+    resolve_input,
+)
 
 
 @dataclass(frozen=True)
@@ -99,12 +107,14 @@ def expand(spec: SweepSpec, spec_path: str | Path) -> tuple[list[Point], int]:
     check_sweep(spec, str(spec_path))
     base = base_tree(spec, spec_path.parent)
     grid_keys = list(spec.grid)
-    combos = list(itertools.product(*(spec.grid[k] for k in grid_keys)))
+    # check_sweep has bounded the count, so the samples list is small; combos stay lazy.
+    combos = itertools.product(*(spec.grid[k] for k in grid_keys))
     samples = random_samples(spec.random)
-    total = len(combos) * len(samples) * len(spec.seeds)
+    total = point_count(spec)
     points: list[Point] = []
     seen: set[str] = set()
     duplicates = 0
+    largest = 0
     for index, (combo, sample, seed) in enumerate(itertools.product(combos, samples, spec.seeds)):
         chosen = {**dict(zip(grid_keys, combo)), **sample}
         where = f"{spec_path}: point {index + 1} of {total} ({_describe(chosen, seed)})"
@@ -128,6 +138,9 @@ def expand(spec: SweepSpec, spec_path: str | Path) -> tuple[list[Point], int]:
         swept = {key: _resolved_value(resolved, key, chosen[key]) for key in chosen}
         swept["seed"] = seed
         points.append(Point(id=pid, index=index, swept=swept, config=resolved))
+        largest = max(largest, estimate_run(config).total)
+    check_memory(largest, f"{spec_path}: its largest point",
+                 "reduce model.hidden, the batch sizes or tile.count of that point")
     return points, duplicates
 
 

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from archsim.config.base import StrictModel
 from archsim.config.loader import read_yaml_mapping, resolve_preset_path, validate
-from archsim.errors import ConfigError
+from archsim.errors import ConfigError, ResourceError
 
 
 def check_dotted_key(key: str) -> str:
@@ -105,6 +105,7 @@ class SweepSpec(StrictModel):
 
     name: str = Field(
         min_length=1,
+        max_length=100,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="Sweep name (letters, digits, . _ -); default output sweeps-out/<name>.",
     )
@@ -184,6 +185,33 @@ def check_sweep(spec: SweepSpec, source: str) -> None:
             raise ConfigError(
                 f"{source}: key(s) in both 'grid' and 'random.space': {', '.join(both)}; keep one"
             )
+    check_point_count(spec, source)
+
+
+def point_count(spec: SweepSpec) -> int:
+    """Points the sweep plans (grid product x random samples x seeds), counted, not expanded."""
+    total = math.prod(len(values) for values in spec.grid.values())
+    samples = spec.random.samples if spec.random is not None else 1
+    return total * samples * len(spec.seeds)
+
+
+def check_point_count(spec: SweepSpec, source: str) -> None:
+    """Refuse a plan beyond MAX_SWEEP_POINTS or the memory its points would take."""
+    from archsim.limits import BYTES_PER_SWEEP_POINT, MAX_SWEEP_POINTS, check_memory
+
+    total = point_count(spec)
+    factors = [str(len(v)) for v in spec.grid.values()]
+    if spec.random is not None:
+        factors.append(f"{spec.random.samples:,} samples")
+    factors.append(f"{len(spec.seeds):,} seed(s)")
+    if total > MAX_SWEEP_POINTS:
+        raise ResourceError(
+            f"{source}: the sweep has {total:,} points ({' x '.join(factors)}), more than the "
+            f"{MAX_SWEEP_POINTS:,} one sweep may plan; split it into several sweeps or sample "
+            "the space with random: {samples: N, ...}"
+        )
+    check_memory(total * BYTES_PER_SWEEP_POINT, f"{source}: planning {total:,} points",
+                 "split the sweep into several sweeps")
 
 
 def resolve_input(value: str, spec_dir: Path, kind: str) -> Path:

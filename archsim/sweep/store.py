@@ -5,6 +5,7 @@ Layout of the output folder::
     OUTPUT/sweep.yaml            the spec as run (workload/hardware/output made absolute)
     OUTPUT/points/<id>.parquet   one row per finished point (status ok or error)
     OUTPUT/results.parquet       the points of the spec, concatenated (rewritten after a run)
+    OUTPUT/results.csv           the same table as CSV (without the config_json column)
 
 A point file is written to a hidden temporary file in ``points/``, fsynced and renamed, so it
 is complete or absent whatever kills the sweep. Point files are never deleted; an ``error``
@@ -198,4 +199,7 @@ class PointStore:
         rest = sorted(c for c in frame.columns if c not in first)
         frame = frame[first + rest]
         atomic_write_bytes(self.output / "results.parquet", table_bytes(frame_to_table(frame)))
+        # The same table as CSV beside it, for spreadsheets and tools without Parquet.
+        atomic_write_text(self.output / "results.csv", frame.drop(columns=[CONFIG_COLUMN], errors="ignore")
+                          .to_csv(index=False))
         return frame, others

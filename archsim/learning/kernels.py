@@ -1,0 +1,167 @@
+"""Fused element-wise kernels of the learning step (numba), one pass over each weight array.
+
+The optimizer, the meta-function and the quantized store each touch every hidden weight once
+per mini-batch. Written as numpy expressions they take about 25 passes over memory per
+layer (one temporary array per operator), several times the cost of the layer's matrix
+products; here each is one loop over the elements.
+
+Every kernel performs, per element, exactly the float32 (or float64, where the numpy code
+upcast) operations of the numpy expression it replaces, in the same order and without
+fused multiply-add contraction (numba's default ``fastmath=False``), so results are
+bit-identical to the numpy code (tests/test_kernels.py compares them). The one function
+not re-implemented is tanh: numpy's float32 tanh is not correctly rounded, so a different
+implementation would change results in the last bit; the optimizer evaluates it with numpy
+into a reused buffer and hands it to :func:`adam_step`.
+
+``parallel=True`` splits the loops over the machine's cores; every element is independent,
+so the split cannot change a result.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
+import numpy as np
+
+_JIT = {"cache": True, "nogil": True, "parallel": True, "fastmath": False}
+JIT_OPTIONS = _JIT  # for kernels elsewhere in archsim (archsim/hw/converters.py)
+
+# numba's OpenMP layer spin-waits between kernels and then competes with OpenBLAS's threads
+# for the same cores (measured: 8 ms of CPU and 40 ms of wall for a 3.2 M-weight Adam step on
+# a loaded 2-core machine, against 4-5 ms for both with the plain work queue).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+
+def _thread_budget() -> int:
+    """Threads per kernel: numba's count, capped like BLAS by OMP_NUM_THREADS (sweep workers)."""
+    limit = numba.config.NUMBA_NUM_THREADS
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) >= 1:
+            limit = min(limit, int(value))
+    return limit
+
+
+THREADS = _thread_budget()
+
+
+_LAUNCH = threading.Lock()
+
+
+@contextmanager
+def kernel_launch() -> Iterator[None]:
+    """Around every kernel call: the thread budget, applied in the calling thread (numba's
+    thread count is per calling thread), and one launch at a time per process (the work
+    queue must not be entered by two Python threads at once, e.g. threaded Dask workers)."""
+    with _LAUNCH:
+        if numba.get_num_threads() != THREADS:
+            numba.set_num_threads(THREADS)
+        yield
+
+
+@numba.njit(**_JIT)
+def adam_step(
+    param: np.ndarray,
+    grad: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    tanh_or_factor: np.ndarray,
+    meta_mode: int,
+    weight_decay: np.float32,
+    beta1: np.float32,
+    one_minus_beta1: np.float32,
+    beta2: np.float32,
+    one_minus_beta2: np.float32,
+    denom_scale: np.float32,
+    eps: np.float32,
+    step_scale: np.float32,
+    decay_scale: np.float32,
+    clip: np.float32,
+) -> None:
+    """One Adam step with metaplastic damping, in place on flat float32 arrays.
+
+    ``meta_mode``: 0 no meta-function; 1 ``tanh_or_factor`` holds tanh(arg) and the factor is
+    1 - tanh^2; 2 it holds the factor itself. ``weight_decay`` (L2 in the gradient),
+    ``decay_scale`` (decoupled, lr * lambda) and ``clip`` (|W_H| bound) are off when 0.
+    """
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for i in numba.prange(param.size):
+        w = param[i]
+        g = grad[i]
+        if weight_decay != zero:
+            g = g + weight_decay * w
+        m = first[i] * beta1
+        m = m + one_minus_beta1 * g
+        v = second[i] * beta2
+        v = v + one_minus_beta2 * (g * g)
+        first[i] = m
+        second[i] = v
+        denom = np.float32(math.sqrt(v)) * denom_scale
+        denom = denom + eps
+        step = m / denom
+        step = step * step_scale
+        factor = one
+        if meta_mode == 1:
+            t = tanh_or_factor[i]
+            factor = one - t * t
+        elif meta_mode == 2:
+            factor = tanh_or_factor[i]
+        if meta_mode != 0 and m * w > zero:
+            step = step * factor
+        if decay_scale != zero:
+            decay = decay_scale * w
+            if meta_mode != 0:
+                decay = decay * factor
+            step = step + decay
+        w = w - step
+        if clip != zero:
+            w = min(max(w, -clip), clip)
+        param[i] = w
+
+
+@numba.njit(**_JIT)
+def uniform_level_index(hidden: np.ndarray, lowest: float, inv_step: float, top: int, out: np.ndarray) -> None:
+    """floor((W_H - Q_0) / step + 1/2) clipped to [0, top], computed in float64 like the
+    numpy expression (the level values are float64), into ``out``."""
+    for i in numba.prange(hidden.size):
+        index = math.floor((np.float64(hidden[i]) - lowest) * inv_step + 0.5)
+        out[i] = min(max(index, 0.0), np.float64(top))
+
+
+@numba.njit(**_JIT)
+def uniform_commit(
+    hidden: np.ndarray,
+    lowest: float,
+    inv_step: float,
+    top: int,
+    values: np.ndarray,
+    level_index: np.ndarray,
+    weights: np.ndarray,
+    counts: np.ndarray,
+    changed: np.ndarray,
+) -> None:
+    """Quantize, compare with the stored level, count the write and refresh the weight, in place."""
+    for i in numba.prange(hidden.size):
+        new = min(max(math.floor((np.float64(hidden[i]) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
+        index = np.intp(new)
+        moved = index != level_index[i]
+        changed[i] = moved
+        if moved:
+            counts[i] += 1
+            level_index[i] = index
+            weights[i] = values[index]
+
+
+@numba.njit(**_JIT)
+def sign_into(x: np.ndarray, out: np.ndarray) -> None:
+    """out = +1 where x >= 0 else -1 (sign(0) = +1, NaN -> -1, as np.where(x >= 0, 1, -1))."""
+    one = out.dtype.type(1)
+    for i in numba.prange(x.size):
+        out[i] = one if x[i] >= 0 else -one

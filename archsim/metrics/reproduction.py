@@ -1,0 +1,319 @@
+"""From finished sweeps to the reproduction's numbers: the validation-only selection, the
+per-seed table and the matched-size memory table.
+
+All three read a sweep folder (``results.parquet`` + ``sweep.yaml``, docs/sweeps.md). The
+selection rule is written in docs/learning-rules.md, "Choosing the settings on validation
+only"; :func:`select_setting` implements exactly that text. Every table row carries the
+``archsim run`` command that reproduces it, checked here to resolve to the very
+configuration the sweep ran (same point id).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+from archsim.config.loader import PRESET_DIR, read_yaml_mapping
+from archsim.errors import ConfigError
+
+MNIST_BAR = 96.5
+"""The paper's pair (D'Agostino et al. 2023): MNIST after both tasks >= 96.5 % ..."""
+FASHION_BAR = 85.5
+"""... and Fashion-MNIST after Fashion-MNIST >= 85.5 %."""
+WINDOW = (2.0, 3.0, 4.0)
+"""m* values over which a setting must hold the pair (the paper's window)."""
+SELECTION_KEYS_EXCLUDED = ("learning.m_star", "seed")
+
+
+# -- reading a sweep folder ----------------------------------------------------------------
+@dataclass
+class SweepResults:
+    """The ok points of a finished sweep and the spec it ran."""
+
+    folder: Path
+    spec: dict[str, Any]
+    frame: pd.DataFrame
+
+    @property
+    def swept_keys(self) -> list[str]:
+        keys = list(self.spec.get("grid", {}))
+        keys += list((self.spec.get("random") or {}).get("space", {}))
+        return keys
+
+    def task_names(self) -> list[str]:
+        config = json.loads(self.frame["config_json"].iloc[0])
+        return [task["name"] for task in config["tasks"]]
+
+
+def read_sweep(folder: str | Path) -> SweepResults:
+    """The ok rows of ``folder/results.parquet``; one-line ConfigError if it is not a sweep."""
+    folder = Path(folder)
+    results, spec_path = folder / "results.parquet", folder / "sweep.yaml"
+    if not results.is_file() or not spec_path.is_file():
+        raise ConfigError(
+            f"{folder}: not a finished sweep folder (needs results.parquet and sweep.yaml); "
+            "run `archsim sweep SWEEP.yaml` (or --collect) first"
+        )
+    try:
+        frame = pq.read_table(results).to_pandas()
+    except Exception as exc:  # a damaged file: say which
+        raise ConfigError(f"{results}: unreadable Parquet ({type(exc).__name__}); run `archsim sweep --collect`") from None
+    frame = frame[frame["status"] == "ok"].reset_index(drop=True)
+    if frame.empty:
+        raise ConfigError(f"{results}: no finished (ok) point yet; run the sweep first")
+    return SweepResults(folder, read_yaml_mapping(spec_path), frame)
+
+
+def percent(value: Any) -> float:
+    return float("nan") if value is None or pd.isna(value) else 100.0 * float(value)
+
+
+def pair_columns(prefix: str, tasks: list[str]) -> tuple[str, str]:
+    """Columns of (first task after the last task, last task after the last task)."""
+    after = f"{prefix}.after:{tasks[-1]}"
+    return f"{after}.{tasks[0]}", f"{after}.{tasks[-1]}"
+
+
+# -- the selection rule --------------------------------------------------------------------
+@dataclass
+class Candidate:
+    """One setting (every swept key but m* and seed) and its margins per m*."""
+
+    setting: dict[str, Any]
+    margins: dict[float, float]
+    """m* -> worse of the two validation margins (points), mean over seeds."""
+    order: int
+
+    @property
+    def score(self) -> float:
+        """The worse margin minimised over the window; -inf if an m* of it is missing."""
+        values = [self.margins.get(m, -math.inf) for m in WINDOW]
+        return min(values)
+
+    @property
+    def mean_margin(self) -> float:
+        values = [self.margins.get(m, -math.inf) for m in WINDOW]
+        return sum(values) / len(values)
+
+    def best_m_star(self) -> float:
+        """Largest worse margin; ties go to the m* closest to the window's middle."""
+        middle = WINDOW[len(WINDOW) // 2]
+        return max(self.margins, key=lambda m: (self.margins[m], -abs(m - middle)))
+
+
+def candidates(sweep: SweepResults) -> list[Candidate]:
+    """Settings of the sweep with their per-m* worse margins on the validation split."""
+    frame = sweep.frame
+    scored = [c for c in frame.columns if c.startswith("accuracy.after:")]
+    if scored and frame[scored].notna().any().any():
+        raise ConfigError(
+            f"{sweep.folder}: this sweep scored the test set; the selection must never see it: "
+            "run a sweep with data.evaluate_test: false (sweeps/paper-selection.yaml)"
+        )
+    tasks = sweep.task_names()
+    first, last = pair_columns("validation_accuracy", tasks)
+    if first not in frame or last not in frame:
+        raise ConfigError(f"{sweep.folder}: no validation accuracy ({first}); hold out data.validation_size images")
+    keys = [k for k in sweep.swept_keys if k not in SELECTION_KEYS_EXCLUDED]
+    if "learning.m_star" not in frame:
+        raise ConfigError(f"{sweep.folder}: the sweep does not vary learning.m_star; the rule needs m* in {WINDOW}")
+    worse = pd.concat(
+        [frame[first].map(percent) - MNIST_BAR, frame[last].map(percent) - FASHION_BAR], axis=1
+    ).min(axis=1, skipna=False).fillna(-math.inf)  # a missing accuracy never passes
+    frame = frame.assign(_worse=worse, _key=frame[keys].astype(str).agg("|".join, axis=1) if keys else "")
+    result: list[Candidate] = []
+    for order, (_, group) in enumerate(frame.groupby("_key", sort=False)):
+        setting = {k: _cell(group[k].iloc[0]) for k in keys}
+        margins = group.groupby("learning.m_star")["_worse"].mean().to_dict()
+        result.append(Candidate(setting, {float(m): float(v) for m, v in margins.items()}, order))
+    return result
+
+
+def select_setting(sweep: SweepResults) -> tuple[Candidate, list[Candidate]]:
+    """The chosen setting and all candidates, best first (docs/learning-rules.md)."""
+    ranked = sorted(candidates(sweep), key=lambda c: (-c.score, -c.mean_margin, c.order))
+    return ranked[0], ranked
+
+
+def format_selection(sweep: SweepResults, chosen: Candidate, ranked: list[Candidate]) -> str:
+    keys = list(chosen.setting)
+    lines = [f"selection over {len(ranked)} settings of {sweep.folder} (validation split only)",
+             f"rule: maximise min over m* in {list(WINDOW)} of min(MNIST after both - {MNIST_BAR}, "
+             f"Fashion - {FASHION_BAR}) (points; mean over seeds)", ""]
+    widths = {k: max(len(k), *(len(json.dumps(c.setting[k])) for c in ranked)) for k in keys}
+    header = "  ".join([k.rjust(widths[k]) for k in keys] + [f"m*={m:g}".rjust(8) for m in WINDOW] + ["   score"])
+    lines.append(header)
+    for c in ranked:
+        cells = [json.dumps(c.setting[k]).rjust(widths[k]) for k in keys]
+        cells += [f"{c.margins.get(m, math.nan):8.2f}" for m in WINDOW] + [f"{c.score:8.2f}"]
+        lines.append("  ".join(cells))
+    best_m = chosen.best_m_star()
+    sets = [f"{k}={json.dumps(v)}" for k, v in chosen.setting.items()] + [f"learning.m_star={best_m:g}"]
+    verdict = ("holds the pair on validation across the window" if chosen.score >= 0
+               else f"misses the pair on validation somewhere in the window by {-chosen.score:.2f} points")
+    lines += ["", f"chosen: {', '.join(sets)} ({verdict})",
+              f"shipped m*: {best_m:g} (largest worse margin of the chosen setting; ties to the middle)",
+              "then score the test set once: " + run_command(sweep, [*sets], seed=None, test=True)]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value.item() if hasattr(value, "item") else value
+
+
+# -- commands that reproduce a row ---------------------------------------------------------
+def preset_or_path(path: str | None, kind: str) -> str | None:
+    """A shipped preset's name, or the path as the sweep recorded it."""
+    if path is None:
+        return None
+    resolved = Path(path).resolve()
+    for candidate in (PRESET_DIR / kind).glob("*.yaml"):
+        if candidate.resolve() == resolved:
+            return candidate.stem
+    return str(path)
+
+
+def set_text(key: str, value: Any) -> str:
+    return f"{key}={yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix('...').strip()}"
+
+
+def row_overrides(sweep: SweepResults, row: pd.Series) -> list[str]:
+    """``--set`` texts of a point: the spec's ``set`` then its swept values."""
+    texts = [set_text(k, v) for k, v in (sweep.spec.get("set") or {}).items()]
+    texts += [set_text(k, _cell(row[k])) for k in sweep.swept_keys]
+    return texts
+
+
+def run_command(sweep: SweepResults, overrides: list[str], seed: int | None, test: bool = False) -> str:
+    workload = preset_or_path(sweep.spec["workload"], "workloads")
+    hardware = preset_or_path(sweep.spec.get("hardware"), "hwconfigs")
+    parts = ["archsim", "run", workload]
+    if hardware is not None:
+        parts += ["--hw", hardware]
+    if seed is not None:
+        parts += ["--seed", str(seed)]
+    base = [set_text(k, v) for k, v in (sweep.spec.get("set") or {}).items()]
+    texts = base + [t for t in overrides if t not in base]
+    if test:
+        texts = [t for t in texts if not t.startswith("data.evaluate_test=")] + ["data.evaluate_test=true"]
+    for text in texts:
+        parts += ["--set", text]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def checked_command(sweep: SweepResults, row: pd.Series) -> str:
+    """The ``archsim run`` command of a point, proven to resolve to the point's configuration."""
+    from archsim.config import load_run_config
+    from archsim.sweep.points import point_id
+
+    overrides = row_overrides(sweep, row)
+    seed = int(row["seed"])
+    config = load_run_config(sweep.spec["workload"], sweep.spec.get("hardware"), overrides, seed)
+    if point_id(config) != row["point_id"]:
+        raise ConfigError(
+            f"{sweep.folder}: point {row['point_id'][:12]}: the archsim run command does not "
+            "rebuild its configuration (workload or hardware file changed since the sweep?); "
+            "re-run the sweep from the same files"
+        )
+    return run_command(sweep, overrides[len(sweep.spec.get("set") or {}):], seed)
+
+
+# -- per-seed table ------------------------------------------------------------------------
+SEEDS_COLUMNS = ["seed", "m_star", "hardware", "mnist_after_mnist", "mnist_after_fashion",
+                 "fashion_after_fashion", "writes_total", "command", "commit"]
+
+
+def seeds_table(folders: list[str | Path]) -> pd.DataFrame:
+    """One row per run of the given sweeps (test accuracy, percent with 2 decimals)."""
+    rows = []
+    for folder in folders:
+        sweep = read_sweep(folder)
+        tasks = sweep.task_names()
+        first_after_first = f"accuracy.after:{tasks[0]}.{tasks[0]}"
+        both_first, both_last = pair_columns("accuracy", tasks)
+        if first_after_first not in sweep.frame:
+            raise ConfigError(f"{sweep.folder}: the test set was not scored (data.evaluate_test: false); "
+                              "the seeds table reports test accuracy")
+        hardware = preset_or_path(sweep.spec.get("hardware"), "hwconfigs") or "none"
+        for _, row in sweep.frame.iterrows():
+            rows.append({
+                "seed": int(row["seed"]),
+                "m_star": float(row["m_star"]),
+                "hardware": hardware,
+                "mnist_after_mnist": round(percent(row[first_after_first]), 2),
+                "mnist_after_fashion": round(percent(row[both_first]), 2),
+                "fashion_after_fashion": round(percent(row[both_last]), 2),
+                "writes_total": int(row["writes.total"]),
+                "command": checked_command(sweep, row),
+                "commit": str(row.get("code_commit", "unknown") or "unknown"),
+            })
+    table = pd.DataFrame(rows, columns=SEEDS_COLUMNS)
+    return table.sort_values(["hardware", "m_star", "seed"], kind="stable").reset_index(drop=True)
+
+
+def seeds_summary(table: pd.DataFrame) -> str:
+    """Mean +- sd per (hardware, m*), and the paired chip-minus-software difference."""
+    lines = ["hardware        m*   n   MNIST after MNIST   MNIST after Fashion   Fashion after Fashion"]
+    for (hardware, m), group in table.groupby(["hardware", "m_star"], sort=True):
+        cells = [f"{group[c].mean():7.2f} ± {group[c].std(ddof=1) if len(group) > 1 else 0:4.2f}"
+                 for c in ("mnist_after_mnist", "mnist_after_fashion", "fashion_after_fashion")]
+        lines.append(f"{hardware:<14}{m:4g} {len(group):3d}   {cells[0]:>17}   {cells[1]:>19}   {cells[2]:>21}")
+    software = table[table["hardware"] == "none"].set_index(["m_star", "seed"])
+    for hardware, group in table[table["hardware"] != "none"].groupby("hardware"):
+        paired = group.merge(software.reset_index(), on=["m_star", "seed"], suffixes=("", "_sw"))
+        if paired.empty:
+            continue
+        for column in ("mnist_after_fashion", "fashion_after_fashion"):
+            diff = paired[column] - paired[f"{column}_sw"]
+            spread = diff.std(ddof=1) if len(diff) > 1 else 0.0
+            lines.append(f"{hardware} - software, {column}: {diff.mean():+.2f} ± {spread:.2f} "
+                         f"(paired over {len(diff)} seeds)")
+    return "\n".join(lines)
+
+
+# -- matched-size memory table -------------------------------------------------------------
+MEMORY_COLUMNS = ["rule", "levels", "m_star", "hidden", "weights", "seeds", "val_mnist_after_fashion",
+                  "val_fashion_after_fashion", "reaches_pair", "bits_total", "bits_with_optimizer",
+                  "command", "commit"]
+
+
+def memory_table(folders: list[str | Path]) -> pd.DataFrame:
+    """One row per network (mean over seeds) of the size sweeps, validation accuracy only."""
+    rows = []
+    for folder in folders:
+        sweep = read_sweep(folder)
+        first, last = pair_columns("validation_accuracy", sweep.task_names())
+        for _, group in sweep.frame.groupby("model.hidden", sort=False):
+            head = group.iloc[0]
+            config = json.loads(head["config_json"])
+            val_first = group[first].map(percent).mean()
+            val_last = group[last].map(percent).mean()
+            rows.append({
+                "rule": config["learning"]["rule"],
+                "levels": int(config["model"]["levels"]),
+                "m_star": float(config["learning"]["m_star"]),
+                "hidden": "-".join(str(h) for h in config["model"]["hidden"]),
+                "weights": int(head["memory_bits.weights"]),
+                "seeds": len(group),
+                "val_mnist_after_fashion": round(val_first, 2),
+                "val_fashion_after_fashion": round(val_last, 2),
+                "reaches_pair": bool(val_first >= MNIST_BAR and val_last >= FASHION_BAR),
+                "bits_total": int(head["memory_bits.total"]),
+                "bits_with_optimizer": int(head["memory_bits.total"]) + int(head["memory_bits.optimizer_state"]),
+                "command": checked_command(sweep, head),
+                "commit": str(head.get("code_commit", "unknown") or "unknown"),
+            })
+    return pd.DataFrame(rows, columns=MEMORY_COLUMNS).sort_values(["rule", "weights"]).reset_index(drop=True)

@@ -1,0 +1,128 @@
+"""The fused kernels of the learning step give bit-identical results to the numpy expressions
+they replace (the pre-fusion code, kept here as the reference)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from archsim.learning.meta import TanhMeta
+from archsim.learning.optimizer import Adam
+from archsim.learning.quantizer import Quantizer
+from archsim.learning.storage import QuantizedStore
+
+
+def reference_adam(param, grad, first, second, steps, meta, lr, lr_scale, wd, decoupled, clip,
+                   beta1=0.9, beta2=0.999, eps=1e-8):
+    """The numpy Adam_meta update archsim used before the fused kernel (one temporary per op)."""
+    if wd:
+        grad = grad + np.float32(wd) * param
+    first *= np.float32(beta1)
+    first += np.float32(1.0 - beta1) * grad
+    second *= np.float32(beta2)
+    second += np.float32(1.0 - beta2) * (grad * grad)
+    correction1 = 1.0 - beta1**steps
+    correction2 = 1.0 - beta2**steps
+    denom = np.sqrt(second)
+    denom *= np.float32(1.0 / np.sqrt(correction2))
+    denom += np.float32(eps)
+    step = np.divide(first, denom)
+    step *= np.float32(lr * lr_scale / correction1)
+    factor = None if meta is None else meta(param)
+    if factor is not None:
+        shrinking = (first * param) > 0
+        step = np.where(shrinking, step * factor, step)
+    if decoupled:
+        decay = np.float32(lr * lr_scale * decoupled) * param
+        step += decay if factor is None else decay * factor
+    param -= step
+    if clip is not None:
+        np.clip(param, -clip, clip, out=param)
+
+
+def reference_level_index(q: Quantizer, hidden: np.ndarray) -> np.ndarray:
+    index = (hidden - q.values[0]) * (1.0 / q.uniform_step) + 0.5
+    np.floor(index, out=index)
+    np.clip(index, 0, q.levels - 1, out=index)
+    return index.astype(np.uint8)
+
+
+def awkward_weights(rng: np.random.Generator, shape: tuple[int, ...], q: Quantizer) -> np.ndarray:
+    """Random weights plus exact zeros, thresholds, levels and their float32 neighbours."""
+    w = rng.normal(0.0, 0.6, size=shape).astype(np.float32)
+    special = np.concatenate([q.thresholds, q.values, [0.0, -0.0, 1.5, -1.5]]).astype(np.float32)
+    special = np.concatenate([special, np.nextafter(special, np.float32(2)), np.nextafter(special, np.float32(-2))])
+    flat = w.reshape(-1)
+    flat[: special.size] = special
+    return w
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4])
+@pytest.mark.parametrize(
+    "wd, decoupled, clip, lr_scale", [(0.0, 0.0, None, 1.0), (1.5e-6, 0.0, None, 1.0), (0.0, 0.3, 1.2, 0.7)]
+)
+def test_fused_adam_meta_is_bit_identical_to_numpy(levels, wd, decoupled, clip, lr_scale):
+    rng = np.random.default_rng(levels)
+    q = Quantizer.from_config(levels)
+    meta = TanhMeta(3.0, q) if levels > 2 else TanhMeta(3.0)
+    for m in (None, meta, lambda h: meta(h)):  # none, fused tanh form, generic callable
+        param = awkward_weights(rng, (37, 53), q)
+        ref_param = param.copy()
+        ref_first, ref_second = np.zeros_like(param), np.zeros_like(param)
+        opt = Adam(lr=0.005, weight_decay=wd)
+        for step in range(1, 4):
+            grad = rng.normal(0, 1e-2, size=param.shape).astype(np.float32)
+            grad[0, :5] = 0.0
+            opt.begin_step()
+            opt.update(0, param, grad, m, lr_scale, decoupled, clip)
+            reference_adam(ref_param, grad, ref_first, ref_second, step, m, 0.005, lr_scale, wd, decoupled, clip)
+            np.testing.assert_array_equal(param, ref_param)
+            np.testing.assert_array_equal(opt.states[0].first, ref_first)
+            np.testing.assert_array_equal(opt.states[0].second, ref_second)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4, 16])
+def test_fused_level_index_and_commit_match_numpy(levels):
+    rng = np.random.default_rng(7)
+    q = Quantizer.from_config(levels)
+    hidden = [awkward_weights(rng, (41, 29), q)]
+    store = QuantizedStore([hidden[0].copy()], q)
+    np.testing.assert_array_equal(q.level_index(hidden[0]), reference_level_index(q, hidden[0]))
+    np.testing.assert_array_equal(q.level_index(hidden[0].astype(np.float64)), reference_level_index(q, hidden[0]))
+    counts = np.zeros(hidden[0].shape, dtype=np.uint32)
+    old = reference_level_index(q, hidden[0])
+    for _ in range(3):
+        new_hidden = hidden[0] + rng.normal(0, 0.3, size=hidden[0].shape).astype(np.float32)
+        report = store.commit(0, new_hidden)
+        new = reference_level_index(q, new_hidden)
+        np.testing.assert_array_equal(report.changed, new != old)
+        counts += new != old
+        old = new
+        np.testing.assert_array_equal(store.write_counts()[0], counts)
+        np.testing.assert_array_equal(store.level_index[0], new)
+        np.testing.assert_array_equal(store.read(0), q.values.astype(np.float32)[new])
+
+
+def test_fused_sign_matches_numpy_where():
+    from archsim.learning.network import sign
+
+    x = np.random.default_rng(3).normal(size=(50, 70)).astype(np.float32)
+    x.reshape(-1)[:7] = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-45]
+    expected = np.where(x >= 0, np.float32(1.0), np.float32(-1.0))
+    got = sign(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(sign(x[:, ::3]), expected[:, ::3])  # non-contiguous input
+
+
+def test_kernels_called_from_several_threads_at_once_agree():
+    """Threaded callers (e.g. Dask workers with several threads) take turns on the kernels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    q = Quantizer.from_config(4)
+    w = np.random.default_rng(5).normal(0, 0.6, size=(300, 200)).astype(np.float32)
+    expected = reference_level_index(q, w)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: q.level_index(w), range(16)))
+    for got in results:
+        np.testing.assert_array_equal(got, expected)

@@ -32,14 +32,15 @@ def test_conv_matches_direct_loops(k, stride, padding):
     x = rng.normal(size=(2, 3, 9, 8))
     conv = Conv2d(3, 4, k, stride, padding)
     w = rng.normal(size=conv.matrix_shape)
-    out, _ = conv.forward(0, x, w, IdealMvm())
-    np.testing.assert_allclose(out, direct_conv(x, w, k, stride, padding), rtol=1e-10, atol=1e-10)
+    out, _ = conv.forward(0, x.transpose(0, 2, 3, 1), w, IdealMvm())  # NHWC
     assert out.shape[1:] == conv.output_shape(9, 8)
+    np.testing.assert_allclose(out.transpose(0, 3, 1, 2), direct_conv(x, w, k, stride, padding),
+                               rtol=1e-10, atol=1e-10)
 
 
 def test_col2im_is_the_adjoint_of_im2col():
     rng = np.random.default_rng(1)
-    x = rng.normal(size=(2, 2, 7, 7))
+    x = rng.normal(size=(2, 7, 7, 2))
     cols = rng.normal(size=im2col(x, 3, 2, 1).shape)
     # <im2col(x), cols> == <x, col2im(cols)> for every x, cols
     assert np.sum(im2col(x, 3, 2, 1) * cols) == pytest.approx(np.sum(x * col2im(cols, x.shape, 3, 2, 1)))
@@ -47,7 +48,7 @@ def test_col2im_is_the_adjoint_of_im2col():
 
 def test_conv_gradients_match_finite_differences():
     rng = np.random.default_rng(2)
-    x = rng.normal(size=(2, 2, 6, 6))
+    x = rng.normal(size=(2, 6, 6, 2))
     conv = Conv2d(2, 3, 3, stride=2, padding=1)
     w = rng.normal(size=conv.matrix_shape)
     target = rng.normal(size=(2, *conv.output_shape(6, 6)))
@@ -63,7 +64,7 @@ def test_conv_gradients_match_finite_differences():
         dw = np.zeros_like(w)
         dw[index] = eps
         assert grad_w[index] == pytest.approx((loss(x, w + dw) - loss(x, w - dw)) / (2 * eps), rel=1e-5)
-    for index in [(0, 0, 0, 0), (1, 1, 3, 5), (0, 1, 5, 2)]:
+    for index in [(0, 0, 0, 0), (1, 3, 5, 1), (0, 5, 2, 1)]:
         dx = np.zeros_like(x)
         dx[index] = eps
         assert grad_x[index] == pytest.approx((loss(x + dx, w) - loss(x - dx, w)) / (2 * eps), rel=1e-5)
@@ -72,16 +73,16 @@ def test_conv_gradients_match_finite_differences():
 @pytest.mark.parametrize("mode", ["max", "avg"])
 def test_pooling_forward_and_gradient(mode):
     rng = np.random.default_rng(3)
-    x = rng.normal(size=(2, 3, 6, 6))
+    x = rng.normal(size=(2, 6, 6, 3))  # NHWC
     pool = Pool2d(2, mode)
     out, state = pool.forward(x)
-    blocks = x.reshape(2, 3, 3, 2, 3, 2)
-    expected = blocks.max(axis=(3, 5)) if mode == "max" else blocks.mean(axis=(3, 5))
+    blocks = x.reshape(2, 3, 2, 3, 2, 3)
+    expected = blocks.max(axis=(2, 4)) if mode == "max" else blocks.mean(axis=(2, 4))
     np.testing.assert_allclose(out, expected)
     g = rng.normal(size=out.shape)
     grad = pool.backward(g, state, x.shape)
     eps = 1e-6
-    for index in [(0, 0, 0, 0), (1, 2, 5, 4), (0, 1, 3, 2)]:
+    for index in [(0, 0, 0, 0), (1, 5, 4, 2), (0, 3, 2, 1)]:
         dx = np.zeros_like(x)
         dx[index] = eps
         numeric = (np.sum(pool.forward(x + dx)[0] * g) - np.sum(pool.forward(x - dx)[0] * g)) / (2 * eps)

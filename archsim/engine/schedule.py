@@ -93,6 +93,8 @@ class Engine:
     # ---- data-dependent write plan --------------------------------------------------------
     def write_plan(self, commits: list[CommitReport]) -> tuple[list[TileWrite], float]:
         """Per tile: changes, pulses and sequential pulse steps, from the commit reports.
+        A replicated kernel's copies get the same writes, pulses and device energy (the
+        device model simulates one copy: docs/architecture.md).
 
         Works on the changed weights only (np.flatnonzero), with bincount / maximum.at per
         tile and per (row, column block), so its cost follows the number of changes.
@@ -102,7 +104,7 @@ class Engine:
         energy = 0.0
         row_parallel = self.chip.write.row_parallel
         for layer_map, report in zip(self.mapping.layers, commits):
-            energy += float(report.energy_j)
+            energy += float(report.energy_j) * layer_map.replicas
             changed = np.asarray(report.changed, dtype=bool)
             index = np.flatnonzero(changed) if report.index is None else report.index
             if index.size == 0:
@@ -125,11 +127,12 @@ class Engine:
                                     minlength=n_local).astype(np.int64)
             else:
                 steps = totals
-            for local in np.flatnonzero(changes):
-                tile = layer_map.tiles[int(local)]
-                plan.append(TileWrite(tile.tile_id, int(changes[local]), int(totals[local]), int(steps[local])))
-            self.writes_total += int(index.size)
-            self.pulses_total += int(pulses.sum())
+            for replica in range(layer_map.replicas):  # every copy of a kernel is programmed
+                for local in np.flatnonzero(changes):
+                    tile = layer_map.tiles[replica * n_local + int(local)]
+                    plan.append(TileWrite(tile.tile_id, int(changes[local]), int(totals[local]), int(steps[local])))
+            self.writes_total += int(index.size) * layer_map.replicas
+            self.pulses_total += int(pulses.sum()) * layer_map.replicas
         return plan, energy
 
     # ---- batches -------------------------------------------------------------------------

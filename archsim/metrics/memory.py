@@ -60,23 +60,15 @@ def weight_count(sizes: tuple[int, ...]) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def footprint(
-    sizes: tuple[int, ...],
-    levels: int,
-    hidden_bits: int,
-    cells_per_weight: int = 1,
-    buffer_bits: int | None = None,
-    bn_bits: int = 32,
-    optimizer_bits_per_weight: int = 64,
-) -> MemoryFootprint:
-    """Footprint of an MLP with ``sizes`` stored as ``levels``-level devices.
+def footprint(sizes: tuple[int, ...], levels: int, hidden_bits: int, **options: int | None) -> MemoryFootprint:
+    """Footprint of an MLP with ``sizes`` stored as ``levels``-level devices (``options``:
+    those of :func:`footprint_of`).
 
     rram = weights * log2(levels) bits of information in ``weights * cells_per_weight``
     devices; dpu = weights * hidden_bits; batch-norm = 2 parameters per neuron at ``bn_bits``;
     buffers default to one image's activations at every layer boundary (32-bit).
     """
-    return footprint_of(weight_count(sizes), sum(sizes[1:]), sum(sizes), levels, hidden_bits,
-                        cells_per_weight, buffer_bits, bn_bits, optimizer_bits_per_weight)
+    return footprint_of(weight_count(sizes), sum(sizes[1:]), sum(sizes), levels, hidden_bits, **options)
 
 
 def footprint_of(

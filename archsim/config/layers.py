@@ -12,9 +12,10 @@ layer list::
 turns the list into :class:`WeightedLayer` entries, one per layer that holds weights on the
 crossbars (conv2d or dense). A pool2d belongs to the weighted layer before it: it pools that
 layer's pre-activations before its batch-norm and activation (conv -> pool -> batch-norm ->
-sign), the order of the binarized CNNs of Courbariaux et al. 2016 (arXiv 1602.02830, Sec. 2)
-and of Laborieux et al. 2021's ConvBNN (models_utils.py), because max-pooling binary outputs
-would throw away the magnitude that the pooling is meant to select on. The feature maps are
+sign), the order of Laborieux et al. 2021's metaplastic ConvBNN
+(github.com/Laborieux-Axel/SynapticMetaplasticityBNN, Stream_Learning_CIFAR10_Fig-4b/
+model_utils.py: BinarizeConv2d, MaxPool2d, BatchNorm2d, Hardtanh), because max-pooling
+binary outputs would throw away the magnitude that the pooling is meant to select on. The feature maps are
 flattened (height, width, channel order) before the first dense layer.
 
 This module is arithmetic only (no numpy), so configuration validation needs nothing else.

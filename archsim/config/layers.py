@@ -35,7 +35,7 @@ class DenseLayer(StrictModel):
     """A fully connected layer: ``units`` outputs, batch-norm, activation (none after the last)."""
 
     type: Literal["dense"]
-    units: int = Field(ge=1, le=1_000_000_000, description="Outputs (neurons) of the layer.")
+    units: int = Field(ge=1, description="Outputs (neurons) of the layer.")
 
 
 class Conv2dLayer(StrictModel):

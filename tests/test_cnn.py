@@ -25,7 +25,14 @@ CNN_LAYERS = [
 ]
 
 
-LEARNS = {"train_limit": 1000, "epochs": 3}  # enough for a tiny CNN to beat chance clearly
+LEARNS = {"train_limit": 1000, "epochs": 2}  # enough for a small CNN to beat chance clearly
+LEARNING_LAYERS = [  # 8 x 7 x 7 = 392 binary features: 60-80 % after 2 epochs of 1000 images
+    {"type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+    {"type": "pool2d", "kind": "max", "kernel": 2},
+    {"type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+    {"type": "pool2d", "kind": "max", "kernel": 2},
+    {"type": "dense", "units": 10},
+]
 
 
 def config(model: dict, hardware: str | dict | None = None, task: dict | None = None, **learning) -> RunConfig:
@@ -134,32 +141,33 @@ def test_cnn_gradients_match_finite_differences():
 
 
 @pytest.mark.parametrize("rule,levels", [("qnn-meta", 3), ("bnn-meta", 2), ("float32", 3)])
-def test_tiny_cnn_learns_in_software(rule, levels):
-    cfg = config({"layers": CNN_LAYERS, "levels": levels}, task=LEARNS, rule=rule, m_star=1.0)
+def test_small_cnn_learns_in_software(rule, levels):
+    cfg = config({"layers": LEARNING_LAYERS, "levels": levels}, task=LEARNS, rule=rule, m_star=1.0)
     result = run_experiment(cfg)
-    # 10 classes: chance is 10 %; 3 epochs of 1000 images take this tiny CNN to 40-60 %
-    assert result.validation_accuracy["after:mnist"]["mnist"] > 0.3
-    assert [w.shape for w in result.write_counts] == [(9, 4), (36, 6), (54, 10)]
+    # 10 classes: chance is 10 %; measured 0.66 (qnn-meta), 0.71 (bnn-meta), 0.81 (float32)
+    assert result.validation_accuracy["after:mnist"]["mnist"] > 0.45
+    assert [w.shape for w in result.write_counts] == [(9, 8), (72, 8), (392, 10)]
     if rule != "float32":
         assert sum(int(w.sum()) for w in result.write_counts) > 0
 
 
-def test_tiny_cnn_on_the_chip_reports_latency_energy_writes_tiles():
-    cfg = config({"layers": [{**CNN_LAYERS[0], "replicas": 2}, *CNN_LAYERS[1:]]}, "paper-130nm", task=LEARNS)
+def test_small_cnn_on_the_chip_reports_latency_energy_writes_tiles():
+    layers = [{**LEARNING_LAYERS[0], "replicas": 2}, *LEARNING_LAYERS[1:]]
+    cfg = config({"layers": layers}, "paper-130nm", task=LEARNS)
     summary, result, hardware = execute(cfg)
     data = summary.model_dump()
-    assert data["validation_accuracy"]["after:mnist"]["mnist"] > 0.18  # chance 0.10; measured 0.25
+    assert data["validation_accuracy"]["after:mnist"]["mnist"] > 0.45  # chance 0.10
     assert data["latency_cycles"]["inference_per_image"] > 0
     assert data["energy_j"]["per_inference_image"] > 0 and data["energy_j"]["total"] > 0
     assert data["writes"]["total"] > 0
     util = data["utilisation"]
-    # conv 9x4 twice (replicas), conv 36x6, dense 54x10: one 128x128 tile each -> 4
-    assert util["tiles_used"] == 4
-    assert [layer["windows_per_image"] for layer in util["layers"]] == [784, 36, 1]
+    # conv 9x8 twice (replicas), conv 72x8: one 128x128 tile each; dense 392x10: 4 row blocks
+    assert util["tiles_used"] == 2 + 1 + 4
+    assert [layer["windows_per_image"] for layer in util["layers"]] == [784, 196, 1]
     assert data["area_mm2"]["total"] > 0
     # the device store holds each conv kernel as its im2col matrix, with write counts
     store = hardware.device_store
-    assert [w.shape for w in store.write_counts()] == [(9, 4), (36, 6), (54, 10)]
+    assert [w.shape for w in store.write_counts()] == [(9, 8), (72, 8), (392, 10)]
     # every replica is programmed: the chip counts the first layer's changes twice
     first = int(store.write_counts()[0].sum())
     assert data["architecture"]["writes"]["level_changes"] >= 2 * first
@@ -231,3 +239,33 @@ def test_one_convolution_mvm_latency_by_hand():
     assert arch4.mapping.tiles_used == arch.mapping.tiles_used + 3
     single4 = arch4.engine.probe_inference(1) / arch4.chip.period_ps["crossbar"]
     assert single - single4 == pytest.approx((784 - 196) * 5400, abs=50)
+
+
+def test_replicated_cnn_fast_and_exact_schedules_agree_with_transposed_backward():
+    """The window streams of replicated convolutions (forward and transposed backward on the
+    tiles, a mesh with contention) give the same totals when every batch is simulated."""
+    layers = [{**CNN_LAYERS[0], "replicas": 3}, CNN_LAYERS[1], {**CNN_LAYERS[2], "replicas": 2},
+              *CNN_LAYERS[3:]]
+    summaries = {}
+    for mode in ("fast", "exact"):
+        hw = {"tile": {"rows": 32, "cols": 32}, "interconnect": {"topology": "mesh"},
+              "crossbar": {"backward": "transposed"}, "schedule": mode, "trace_batches": 0}
+        cfg = config({"layers": layers}, hw, task={"train_limit": 150, "test_limit": 50})
+        arch = build_architecture(cfg)
+        result = run_experiment(cfg, observer=arch.observer, mvm=arch.mvm)
+        summaries[mode] = (result, arch.summary())
+    (fast_result, fast), (exact_result, exact) = summaries["fast"], summaries["exact"]
+    assert fast_result.accuracy == exact_result.accuracy
+    for section in ("latency_cycles", "energy_j", "action_counts", "busy_cycles", "writes"):
+        assert fast[section] == exact[section], section
+    assert exact["busy_cycles"]["dpu.col2im"] > 0 and exact["busy_cycles"]["dpu.pool"] > 0
+    # 32x32 tiles: conv 9x4, 1 tile x 3 replicas; conv 36x6, ceil(36/32) = 2 row blocks x 2
+    # replicas; dense 54x10, 2 row blocks
+    assert fast["utilisation"]["tiles_used"] == 3 + 4 + 2
+
+
+def test_cnn_with_running_batch_norm_statistics_classifies_image_by_image():
+    cfg = config({"layers": LEARNING_LAYERS, "batchnorm_eval": "running", "bn_per_task": True},
+                 task=LEARNS, m_star=1.0)
+    result = run_experiment(cfg)
+    assert result.validation_accuracy["after:mnist"]["mnist"] > 0.45  # measured 0.61

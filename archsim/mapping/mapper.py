@@ -7,6 +7,13 @@ reference C - 1). Every block is one tile; the partial sums of the row
 blocks of a column block are accumulated digitally in the DPU. Tiles are numbered layer by
 layer, row block major. Utilisation counts the cells that hold weights (differential: two per
 weight) against the cells of the allocated tiles and of the whole chip.
+
+A convolution is the same: its im2col matrix (C_in*k*k rows x C_out columns;
+:mod:`archsim.config.layers`) is cut the same way, and its ``windows`` input vectors per image
+are streamed through those tiles. With ``replicas`` r > 1 the layer's tiles are allocated r
+times (replica major), each copy taking 1/r of the windows: r times the area and the
+programming for about 1/r of the streaming time (ISAAC, Shafiee et al., ISCA 2016, replicates
+the weights of early layers to balance its pipeline).
 """
 
 from __future__ import annotations

@@ -122,8 +122,10 @@ def estimate_run(config: Any) -> MemoryEstimate:
     datasets = {task.dataset for task in config.tasks}
     data += len(datasets) * (TRAIN_IMAGES + TEST_IMAGES) * (PIXELS + 1)  # cached uint8 files
     parts["data"] = data
-    # per image: every layer's (unrolled) input, pre-activations, BN and gradients
-    width = sum(layer.windows * (layer.n_in + layer.n_out) for layer in plan) + PIXELS + 10
+    # per image: every layer's outputs (a convolution's at every window, and its unrolled
+    # input windows), kept as inputs, pre-activations, BN and gradients
+    width = sum(layer.windows * (layer.n_out + (layer.n_in if layer.is_conv else 0)) for layer in plan)
+    width += PIXELS
     batch = max(config.learning.batch_size, config.eval_batch_size)
     parts["activations"] = batch * width * 4 * 8
     if has_device:

@@ -144,6 +144,13 @@ class WeightedLayer:
         return text
 
 
+def describe_plan(plan: tuple[WeightedLayer, ...]) -> str:
+    """Short name of a network, e.g. 784-1024-10 or 1x28x28-conv3x3x8p1-maxpool2-10."""
+    first = plan[0]
+    start = "x".join(str(n) for n in first.in_shape) if first.is_conv else str(first.n_in)
+    return "-".join([start, *(layer.describe() for layer in plan)])
+
+
 class LayerListError(ValueError):
     """A layer list whose shapes do not chain; the message names the layer and the fix."""
 

@@ -13,7 +13,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from archsim.config.base import StrictModel, check_float32
-from archsim.config.layers import LayerListError, LayerSpec, WeightedLayer, build_plan, mlp_layers
+from archsim.config.layers import (
+    LayerListError,
+    LayerSpec,
+    WeightedLayer,
+    build_plan,
+    describe_plan,
+    mlp_layers,
+)
 from archsim.data.tasks import SEQUENCE_KINDS, task_problem
 
 DatasetName = Literal["mnist", "fashion-mnist"]
@@ -107,7 +114,6 @@ class SequenceConfig(StrictModel):
 
 
 INPUT_SHAPE = (1, 28, 28)  # channels x height x width of MNIST / Fashion-MNIST
-INPUT_SIZE = 784  # 28 x 28 pixels
 N_CLASSES = 10
 
 
@@ -165,9 +171,7 @@ class ModelConfig(StrictModel):
 
     def describe(self) -> str:
         """Short name of the network, e.g. 784-1024-10 or 1x28x28-conv3x3x8p1-maxpool2-10."""
-        plan = self.plan
-        first = f"{INPUT_SIZE}" if self.is_mlp else "x".join(str(n) for n in INPUT_SHAPE)
-        return "-".join([first, *(layer.describe() for layer in plan)])
+        return describe_plan(self.plan)
 
     init_width: float = Field(
         default=0.1,

@@ -163,8 +163,9 @@ def describe_network(network) -> str:
     items = list(network)
     if all(isinstance(n, int) for n in items):
         return "-".join(str(s) for s in items)
-    return "-".join([f"{items[0].in_shape[0]}x{items[0].in_shape[1]}x{items[0].in_shape[2]}"
-                     if items[0].is_conv else str(items[0].n_in), *(layer.describe() for layer in items)])
+    from archsim.config.layers import describe_plan
+
+    return describe_plan(tuple(items))
 
 
 def map_network(

@@ -119,9 +119,8 @@ def build_learner(
     rounding_rng: np.random.Generator | None = None,
 ) -> Learner:
     """Network, weight store, optimizer and meta-function as the configuration says."""
-    sizes = config.model.layer_sizes
-    net = Mlp.create(
-        sizes,
+    net = Mlp.from_plan(
+        config.model.plan,
         config.model.init_width,
         init_rng,
         bn_eps=config.model.bn_eps,
@@ -129,7 +128,7 @@ def build_learner(
     )
     net.mvm = mvm or IdealMvm()
     if config.model.batchnorm_eval == "running":
-        net.bn_stats = RunningStatistics.create(sizes)
+        net.bn_stats = RunningStatistics.create(net.sizes)
     rounding = hidden_weight_rounding(config, rounding_rng)
     if rounding is not None:  # the DPU holds the initial weights in its format too
         for hidden in net.hidden:

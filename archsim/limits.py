@@ -104,16 +104,11 @@ def available_memory_bytes() -> int | None:
     return min(candidates) if candidates else None
 
 
-def network_weights(hidden: list[int]) -> int:
-    sizes = [PIXELS, *hidden, 10]
-    return sum(int(a) * int(b) for a, b in zip(sizes, sizes[1:]))
-
-
 def estimate_run(config: Any) -> MemoryEstimate:
     """Bytes a run of ``config`` (a RunConfig) allocates beyond the interpreter: network and
     optimizer state, device arrays, chip model, task data and batch activations."""
-    hidden = list(config.model.hidden)
-    weights = network_weights(hidden)
+    plan = config.model.plan
+    weights = sum(layer.n_in * layer.n_out for layer in plan)
     has_device = config.hardware is not None
     per_weight = BYTES_PER_WEIGHT_DEVICE if has_device else BYTES_PER_WEIGHT_SOFTWARE
     copies = 2 if config.software_baseline else 1
@@ -127,20 +122,23 @@ def estimate_run(config: Any) -> MemoryEstimate:
     datasets = {task.dataset for task in config.tasks}
     data += len(datasets) * (TRAIN_IMAGES + TEST_IMAGES) * (PIXELS + 1)  # cached uint8 files
     parts["data"] = data
-    width = sum(hidden) + PIXELS + 10
+    # per image: every layer's outputs (a convolution's at every window, and its unrolled
+    # input windows), kept as inputs, pre-activations, BN and gradients
+    width = sum(layer.windows * (layer.n_out + (layer.n_in if layer.is_conv else 0)) for layer in plan)
+    width += PIXELS
     batch = max(config.learning.batch_size, config.eval_batch_size)
-    parts["activations"] = batch * width * 4 * 8  # inputs, pre-activations, BN, gradients
+    parts["activations"] = batch * width * 4 * 8
     if has_device:
         tile = config.hardware.tile
-        parts["chip"] = (tile.count or tiles_needed(hidden, tile.rows, tile.cols)) * BYTES_PER_TILE
+        parts["chip"] = (tile.count or tiles_needed(plan, tile.rows, tile.cols)) * BYTES_PER_TILE
     return MemoryEstimate(parts)
 
 
-def tiles_needed(hidden: list[int], rows: int, cols: int) -> int:
-    """Tiles the mapping allocates (one per row block x column block, differential pairs)."""
-    sizes = [PIXELS, *hidden, 10]
+def tiles_needed(plan: Any, rows: int, cols: int) -> int:
+    """Tiles the mapping allocates (one per row block x column block, differential pairs,
+    times the replicas) for the weighted layers of ``plan``."""
     per_tile = max(1, cols // 2)
-    return sum(-(-int(a) // rows) * -(-int(b) // per_tile) for a, b in zip(sizes, sizes[1:]))
+    return sum(-(-layer.n_in // rows) * -(-layer.n_out // per_tile) * layer.replicas for layer in plan)
 
 
 def check_memory(needed: MemoryEstimate | int, what: str, fix: str) -> None:
@@ -158,7 +156,7 @@ def check_memory(needed: MemoryEstimate | int, what: str, fix: str) -> None:
 
 def check_run_memory(config: Any, what: str = "the run") -> None:
     check_memory(estimate_run(config), what,
-                 "reduce model.hidden, the batch sizes or tile.count, or use a bigger machine")
+                 "reduce model.hidden (or model.layers), the batch sizes or tile.count, or use a bigger machine")
 
 
 def read_capped(path: Path, limit: int, what: str) -> bytes:

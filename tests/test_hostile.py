@@ -737,6 +737,22 @@ def hidden_list_with_boolean(user):
 
 
 @case("types")
+def layer_list_shapes_do_not_chain(user):
+    layers = [{"type": "conv2d", "out_channels": 4, "kernel": 3}, {"type": "dense", "units": 32},
+              {"type": "pool2d", "kernel": 2}, {"type": "dense", "units": 10}]
+    return Case(["run", workload(user, model__hidden=None, model__layers=layers)], 2,
+                "model.layers[2] (pool2d) must follow a conv2d")
+
+
+@case("types")
+def conv_kernel_larger_than_its_input(user):
+    layers = [{"type": "conv2d", "out_channels": 4, "kernel": 5, "stride": 5},
+              {"type": "conv2d", "out_channels": 4, "kernel": 7}, {"type": "dense", "units": 10}]
+    return Case(["run", workload(user, model__hidden=None, model__layers=layers), "--hw", "paper-130nm"], 2,
+                "model.layers[1] (conv2d): kernel 7 is larger than its padded 4x5x5 input")
+
+
+@case("types")
 def epochs_on(user):
     return Case(["run", workload(user), "--set", "tasks.0.epochs=on"], 2, "tasks.0.epochs")
 

@@ -13,6 +13,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from archsim.config.base import StrictModel, check_float32
+from archsim.config.layers import (
+    LayerListError,
+    LayerSpec,
+    WeightedLayer,
+    build_plan,
+    describe_plan,
+    mlp_layers,
+)
 from archsim.data.tasks import SEQUENCE_KINDS, task_problem
 
 DatasetName = Literal["mnist", "fashion-mnist"]
@@ -105,20 +113,30 @@ class SequenceConfig(StrictModel):
         return [TaskConfig(**entry) for entry in SEQUENCE_KINDS[self.kind](self)]
 
 
-INPUT_SIZE = 784  # 28 x 28 pixels of MNIST / Fashion-MNIST
+INPUT_SHAPE = (1, 28, 28)  # channels x height x width of MNIST / Fashion-MNIST
 N_CLASSES = 10
 
 
 class ModelConfig(StrictModel):
-    """The multi-layer perceptron: 784 inputs, hidden layers, 10 outputs, no biases.
+    """The network: 1x28x28 inputs, dense or convolutional layers, 10 outputs, no biases.
 
-    Every layer is followed by batch normalisation (batch statistics, trained affine scale and
-    shift); hidden layers use sign activations with a straight-through estimator, as in
-    Laborieux et al., Nat. Commun. 12, 2549 (2021).
+    Every weighted layer (dense or conv2d) is followed by batch normalisation (batch
+    statistics, trained affine scale and shift; per channel for a convolution, as
+    BatchNorm2d); hidden layers use sign activations with a straight-through estimator, as in
+    Laborieux et al., Nat. Commun. 12, 2549 (2021). Give ``hidden`` (an MLP) or ``layers``.
     """
 
-    hidden: list[int] = Field(
-        min_length=1, description="Sizes of the hidden layers, e.g. [1024] for 784-1024-10."
+    hidden: list[int] | None = Field(
+        default=None, min_length=1,
+        description="Sizes of the hidden layers of an MLP, e.g. [1024] for 784-1024-10 "
+        "(shorthand for a layer list of dense layers).",
+    )
+    layers: list[LayerSpec] | None = Field(
+        default=None, min_length=1,
+        description="The network as a layer list, input to output: conv2d (out_channels, "
+        "kernel, stride, padding, replicas), pool2d (kind max/avg, kernel) and dense (units); "
+        "flattened before the first dense layer, the last is dense with 10 units "
+        "(archsim/config/layers.py).",
     )
     levels: int = Field(
         default=3,
@@ -133,10 +151,27 @@ class ModelConfig(StrictModel):
     )
 
     @property
+    def plan(self) -> tuple[WeightedLayer, ...]:
+        """The weighted layers with their shapes chained from the input: the one definition
+        the learner, the mapping and the architecture all use."""
+        layers = self.layers if self.layers is not None else mlp_layers(self.hidden or [], N_CLASSES)
+        return build_plan(layers, INPUT_SHAPE, N_CLASSES)
+
+    @property
+    def is_mlp(self) -> bool:
+        return all(not layer.is_conv for layer in self.plan)
+
+    @property
     def layer_sizes(self) -> tuple[int, ...]:
-        """Neurons per layer, input to output: (784, *hidden, 10). The one definition the
-        learner, the mapping and the architecture all use."""
-        return (INPUT_SIZE, *self.hidden, N_CLASSES)
+        """Neurons per layer of an MLP, input to output: (784, *hidden, 10)."""
+        plan = self.plan
+        if not self.is_mlp:
+            raise ValueError("layer_sizes is defined for an MLP only; use plan for a CNN")
+        return (plan[0].n_in, *(layer.n_out for layer in plan))
+
+    def describe(self) -> str:
+        """Short name of the network, e.g. 784-1024-10 or 1x28x28-conv3x3x8p1-maxpool2-10."""
+        return describe_plan(self.plan)
 
     init_width: float = Field(
         default=0.1,
@@ -176,11 +211,22 @@ class ModelConfig(StrictModel):
 
     @field_validator("hidden")
     @classmethod
-    def _positive_sizes(cls, sizes: list[int]) -> list[int]:
-        for size in sizes:
+    def _positive_sizes(cls, sizes: list[int] | None) -> list[int] | None:
+        for size in sizes or []:
             if size < 1:
                 raise ValueError(f"hidden layer size must be >= 1, got {size}")
         return sizes
+
+    @model_validator(mode="after")
+    def _one_network(self) -> "ModelConfig":
+        if (self.hidden is None) == (self.layers is None):
+            raise ValueError("give either model.hidden (an MLP) or model.layers (a layer list), "
+                             f"{'not both' if self.hidden is not None else 'one of them'}")
+        try:
+            self.plan
+        except LayerListError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _levels_consistent(self) -> "ModelConfig":

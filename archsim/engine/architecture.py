@@ -41,12 +41,14 @@ def model_levels(config: RunConfig) -> int:
     return 2 if config.learning.rule == "float32" else config.model.levels
 
 
-def sram_bits_needed(config: RunConfig, sizes: tuple[int, ...], hidden_bits: int) -> int:
-    """Hidden weights + Adam moments + batch-norm parameters + one batch of activations."""
-    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    bn = sum(2 * n for n in sizes[1:])
+def sram_bits_needed(config: RunConfig, hidden_bits: int) -> int:
+    """Hidden weights + Adam moments + batch-norm parameters + one batch of activations
+    (a convolution's outputs at every position, after pooling)."""
+    plan = config.model.plan
+    weights = sum(layer.weights for layer in plan)
+    bn = sum(2 * layer.n_out for layer in plan)
     batch = max(config.learning.batch_size, config.eval_batch_size)
-    activations = batch * sum(sizes[1:]) * (32 + 1)
+    activations = batch * sum(layer.n_out * layer.positions for layer in plan) * (32 + 1)
     return (weights + bn) * 3 * hidden_bits + activations
 
 
@@ -194,12 +196,12 @@ def build_architecture(config: RunConfig) -> Architecture:
     hw: HardwareConfig | None = config.hardware
     if hw is None:
         raise ConfigError("build_architecture needs config.hardware; give a --hw description")
-    sizes = config.model.layer_sizes
+    plan = config.model.plan
     levels = model_levels(config)
     chip = build_chip(hw, levels)
     tile = chip.tile  # the mapping places weights on the chip's own tile geometry
-    mapping = map_network(sizes, tile.rows, tile.cols, tile.encoding.name, hw.tile.count)
-    needed_sram = sram_bits_needed(config, sizes, chip.dpu.hidden_bits)
+    mapping = map_network(plan, tile.rows, tile.cols, tile.encoding.name, hw.tile.count)
+    needed_sram = sram_bits_needed(config, chip.dpu.hidden_bits)
     if hw.dpu.sram_bits is not None and hw.dpu.sram_bits < needed_sram:
         raise MappingError(
             f"the DPU SRAM holds {hw.dpu.sram_bits} bits but the network needs {needed_sram} "
@@ -210,11 +212,14 @@ def build_architecture(config: RunConfig) -> Architecture:
     network = Network(graph, topology(hw.interconnect).shared_medium, hw.interconnect.link_width_bits,
                       hw.interconnect.hop_latency_cycles, chip.period_ps["interconnect"])
     model = ModelInfo(
-        sizes=sizes,
+        sizes=(plan[0].n_in, *(layer.n_out for layer in plan)),
         sign_hidden=config.model.activation == "sign",
         quantized=config.learning.rule != "float32",
         meta=config.learning.rule != "float32" and config.learning.m_star > 0,
         levels=levels,
+        positions=tuple(layer.positions for layer in plan),
+        pools=tuple(layer.pools for layer in plan),
+        out_hw=tuple(layer.out_hw for layer in plan),
     )
     engine = Engine(chip, mapping, network, model, hw.schedule, hw.trace_batches)
     mvm = None

@@ -15,6 +15,10 @@ batch's pre-activations before any activation of a layer exists, so layers are a
   ``interconnect.input_delivery`` is 'unicast'), array read, conversion, partial-sum delivery to the DPU
   and its accumulation -- so images overlap across stages and tiles work in parallel; then
   batch-norm and the activation on the DPU.
+* a convolution streams ``windows`` input vectors per image (one per output position, its
+  im2col window) through the same tiles, split over the kernel's replicas; its pooling runs on
+  the DPU before the batch-norm (compares for max, adds for average: Horowitz 2014's add
+  energy, the DPU's ``dpu.add``).
 * backward: loss gradient; per layer from the last: batch-norm backward, the outer-product
   gradient (B x n_in x n_out MACs on the DPU) in parallel with the error propagation
   (digital MACs on the DPU, or a transposed read on the tiles).
@@ -50,10 +54,48 @@ class ModelInfo:
     quantized: bool
     meta: bool
     levels: int
+    positions: tuple[int, ...] | None = None
+    """Output positions per image of each layer after pooling (batch-norm elements per
+    channel); None = 1 for every layer (an MLP)."""
+    pools: tuple[tuple[tuple[str, int], ...], ...] | None = None
+    """Per layer the (kind, window) of each pooling of its pre-activations; None = none."""
+    out_hw: tuple[tuple[int, int], ...] | None = None
+    """Per layer the (height, width) of a convolution's output before pooling; None = (1, 1)."""
 
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
+
+    def layer_positions(self, layer: int) -> int:
+        return 1 if self.positions is None else self.positions[layer]
+
+    def layer_pools(self, layer: int) -> tuple[tuple[str, int], ...]:
+        return () if self.pools is None else self.pools[layer]
+
+    def layer_out_hw(self, layer: int) -> tuple[int, int]:
+        return (1, 1) if self.out_hw is None else self.out_hw[layer]
+
+
+def replica_shares(vectors: int, replicas: int) -> list[int]:
+    """``vectors`` input vectors split as evenly as possible over ``replicas`` copies."""
+    base, extra = divmod(vectors, replicas)
+    return [base + (1 if r < extra else 0) for r in range(replicas)]
+
+
+def pool_ops(maps: int, hw: tuple[int, int], pools: tuple[tuple[str, int], ...]) -> tuple[int, int]:
+    """DPU (mults, adds) of the poolings of ``maps`` feature maps of ``hw`` positions: a max
+    window of s*s values takes s*s - 1 compares (priced as adds: a comparator is a subtractor),
+    an average s*s - 1 adds and one multiply by 1/(s*s); rows and columns left over by the
+    windows are not read."""
+    mults = adds = 0
+    height, width = hw
+    for kind, size in pools:
+        height, width = height // size, width // size
+        outputs = maps * height * width
+        adds += outputs * (size * size - 1)
+        if kind == "avg":
+            mults += outputs
+    return mults, adds
 
 
 @dataclass(frozen=True)
@@ -246,10 +288,15 @@ class Sim:
             slices = tile.dac.slices(binary)
             value_bits = 1 if binary else tile.dac.input_bits
             src = "gbuf" if layer == 0 else "dpu"
-            n_in, n_out = layer_map.n_in, layer_map.n_out
-            groups = self.delivery_groups(layer_map.tiles, lambda t: t.row_block)
+            n_out = layer_map.n_out
+            vectors = batch * layer_map.windows  # one per image, or one per window of a conv
+            streams = []  # (tiles fed the same packets, vectors they stream)
+            for replica, share in enumerate(replica_shares(vectors, layer_map.replicas)):
+                if share:
+                    streams += [(g, share) for g in self.delivery_groups(
+                        layer_map.replica_tiles(replica), lambda t: t.row_block)]
             # the source buffer is read once per packet sent (once per row block with multicast)
-            read_bits = sum(batch * group[0].rows_used * value_bits for group in groups)
+            read_bits = sum(share * group[0].rows_used * value_bits for group, share in streams)
             if layer == 0:
                 self.ledger.add("global_buffer", "read_bit", phase, read_bits)
             else:
@@ -257,12 +304,17 @@ class Sim:
             out_bits_each = self.psum_bits(slices, layer_map.row_blocks)
             accumulate = layer_map.row_blocks > 1
             procs = [self.env.process(self.group_stream(
-                group, [tile.mvm(t.rows_used, t.outputs, slices) for t in group], batch, src,
+                group, [tile.mvm(t.rows_used, t.outputs, slices) for t in group], share, src,
                 group[0].rows_used * value_bits, [t.outputs * out_bits_each for t in group],
                 [t.outputs if accumulate else 0 for t in group], phase, "mvm"))
-                for group in groups]
+                for group, share in streams]
             yield self.env.all_of(procs)
-            elements = batch * n_out
+            pools = model.layer_pools(layer)
+            if pools:  # pooled in the DPU from the accumulated pre-activations
+                mults, adds = pool_ops(batch * n_out, model.layer_out_hw(layer), pools)
+                self.sram(phase, write_bits=vectors * n_out * 32, read_bits=vectors * n_out * 32)
+                yield from self.dpu_work(phase, "pool", mults, adds)
+            elements = batch * model.layer_positions(layer) * n_out
             ops = elements * self.chip.hw.dpu.bn_forward_ops_per_element
             yield from self.dpu_work(phase, "batchnorm", min(2 * elements, ops), max(0, ops - 2 * elements))
             last = layer == model.n_layers - 1
@@ -278,18 +330,22 @@ class Sim:
         for layer_map in reversed(self.mapping.layers):
             layer = layer_map.layer
             n_in, n_out = layer_map.n_in, layer_map.n_out
-            elements = batch * n_out
+            elements = batch * model.layer_positions(layer) * n_out
             ops = elements * hw.dpu.bn_backward_ops_per_element
             self.sram(phase, read_bits=elements * 32)
             yield from self.dpu_work(phase, "batchnorm_backward", min(3 * elements, ops),
                                      max(0, ops - 3 * elements))
+            vectors = batch * layer_map.windows
+            if model.layer_pools(layer):  # each pooled gradient goes back to its window's winner
+                self.sram(phase, write_bits=vectors * n_out * 32)
+                yield from self.dpu_work(phase, "unpool", 0, vectors * n_out)
             binary = layer > 0 and model.sign_hidden
             value_bits = 1 if binary else tile.dac.input_bits
-            macs = batch * n_in * n_out
+            macs = vectors * n_in * n_out
             if layer == 0:
-                self.ledger.add("global_buffer", "read_bit", phase, batch * n_in * value_bits)
+                self.ledger.add("global_buffer", "read_bit", phase, vectors * n_in * value_bits)
             else:
-                self.sram(phase, read_bits=batch * n_in * value_bits)
+                self.sram(phase, read_bits=vectors * n_in * value_bits)
             self.sram(phase, write_bits=n_in * n_out * 32)
             procs = [self.env.process(self.dpu_work(phase, "gradient", macs, macs))]
             if layer > 0:
@@ -300,17 +356,24 @@ class Sim:
                     slices = tile.dac.slices(False)
                     out_each = self.psum_bits(slices, layer_map.col_blocks)
                     accumulate = layer_map.col_blocks > 1
-                    for group in self.delivery_groups(layer_map.tiles, lambda t: t.col_block):
-                        procs.append(self.env.process(self.group_stream(
-                            group, [tile.mvm_transposed(t.rows_used, t.outputs, slices) for t in group],
-                            batch, "dpu", group[0].outputs * tile.dac.input_bits,
-                            [t.rows_used * out_each for t in group],
-                            [t.rows_used if accumulate else 0 for t in group], phase,
-                            "mvm_transposed")))
+                    for replica, share in enumerate(replica_shares(vectors, layer_map.replicas)):
+                        if not share:
+                            continue
+                        for group in self.delivery_groups(layer_map.replica_tiles(replica), lambda t: t.col_block):
+                            procs.append(self.env.process(self.group_stream(
+                                group, [tile.mvm_transposed(t.rows_used, t.outputs, slices) for t in group],
+                                share, "dpu", group[0].outputs * tile.dac.input_bits,
+                                [t.rows_used * out_each for t in group],
+                                [t.rows_used if accumulate else 0 for t in group], phase,
+                                "mvm_transposed")))
             yield self.env.all_of(procs)
             if layer > 0:
+                if layer_map.windows > 1 or layer_map.kind == "conv2d":
+                    # overlapping windows' input gradients summed onto the feature map (col2im)
+                    yield from self.dpu_work(phase, "col2im", 0, vectors * n_in)
                 # straight-through gate of the previous layer's activation
-                yield from self.dpu_work(phase, "ste_gate", 0, batch * n_in)
+                inputs = model.layer_positions(layer - 1) * model.sizes[layer]
+                yield from self.dpu_work(phase, "ste_gate", 0, batch * inputs)
 
     def update(self, batch: int, phase: str = "update") -> Generator:
         dpu_cfg = self.chip.hw.dpu

@@ -101,6 +101,8 @@ class Engine:
 
     def write_columns(self, commits: list[CommitReport]) -> tuple[WritePlan, float]:
         """:meth:`write_plan` as int64 columns, and the device energy of the commits.
+        A replicated kernel's copies get the same writes, pulses and device energy (the
+        device model simulates one copy: docs/architecture.md).
 
         Works on the changed weights only (np.flatnonzero), with bincount / maximum.at per
         tile and per (row, column block), so its cost follows the number of changes.
@@ -110,7 +112,7 @@ class Engine:
         energy = 0.0
         row_parallel = self.chip.write.row_parallel
         for layer_map, report in zip(self.mapping.layers, commits):
-            energy += float(report.energy_j)
+            energy += float(report.energy_j) * layer_map.replicas
             changed = np.asarray(report.changed, dtype=bool)
             index = np.flatnonzero(changed) if report.index is None else report.index
             if index.size == 0:
@@ -134,16 +136,19 @@ class Engine:
             else:
                 steps = totals
             local = np.flatnonzero(changes)
-            parts.append((self._tile_ids(layer_map)[local], changes[local].astype(np.int64),
-                          totals[local], steps[local]))
-            self.writes_total += int(index.size)
-            self.pulses_total += int(pulses.sum())
+            ids = self._tile_ids(layer_map)
+            for replica in range(layer_map.replicas):  # every copy of a kernel is programmed
+                parts.append((ids[replica * n_local + local], changes[local].astype(np.int64),
+                              totals[local], steps[local]))
+            self.writes_total += int(index.size) * layer_map.replicas
+            self.pulses_total += int(pulses.sum()) * layer_map.replicas
         if not parts:
             return WritePlan.empty(), energy
         return WritePlan(*(np.concatenate(column) for column in zip(*parts))), energy
 
     def _tile_ids(self, layer_map) -> np.ndarray:
-        """Chip tile id of every tile of a layer, in its local (row block, column block) order."""
+        """Chip tile id of every tile of a layer (replica major, then the local (row block,
+        column block) order)."""
         ids = self._layer_tile_ids.get(layer_map.layer)
         if ids is None:
             ids = self._layer_tile_ids[layer_map.layer] = np.array(

@@ -1,4 +1,5 @@
-"""Batched numpy MLP: matmul (no bias) -> batch-norm -> sign (hidden) / softmax (output).
+"""Batched numpy network: matmul or convolution (no bias) -> [pooling] -> batch-norm ->
+sign (hidden) / softmax (output).
 
 The network holds only the trainable state that lives in the digital unit (hidden weights,
 batch-norm scale and shift). The weights *used* in the forward and backward passes are passed
@@ -11,11 +12,14 @@ touching the learning code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from archsim.learning.kernels import kernel_launch, sign_into
+
+if TYPE_CHECKING:
+    from archsim.config.layers import WeightedLayer
 
 
 class Mvm(Protocol):
@@ -41,13 +45,26 @@ class IdealMvm:
 
 
 @dataclass
+class ConvCache:
+    """What a convolution's forward pass keeps besides its unrolled input."""
+
+    input_shape: tuple[int, int, int, int]
+    """(N, H, W, C_in) of the feature map the windows were cut from."""
+    pools: list[tuple[Any, Any, tuple[int, int, int, int]]]
+    """Per pooling: the pool, its state (max positions) and its input shape."""
+
+
+@dataclass
 class LayerCache:
-    """What one layer's forward pass keeps for the backward pass."""
+    """What one layer's forward pass keeps for the backward pass. For a convolution
+    ``inputs`` is the unrolled input (one row per window) and the batch-norm arrays are
+    (N*positions, channels)."""
 
     inputs: np.ndarray
     normalized: np.ndarray
     inv_std: np.ndarray
     bn_out: np.ndarray
+    conv: ConvCache | None = None
 
 
 @dataclass
@@ -61,7 +78,9 @@ class Gradients:
 
 @dataclass
 class Mlp:
-    """784-...-10 perceptron with batch-norm after every layer and sign hidden activations."""
+    """Dense (784-...-10) or convolutional network with batch-norm after every weighted layer
+    and sign hidden activations. ``plan`` (:class:`archsim.config.layers.WeightedLayer`)
+    says which layers are convolutions; None (or dense entries) is the MLP."""
 
     sizes: tuple[int, ...]
     hidden: list[np.ndarray]
@@ -72,6 +91,8 @@ class Mlp:
     mvm: Mvm = field(default_factory=IdealMvm)
     bn_stats: Any = None
     """Optional :class:`archsim.learning.batchnorm.RunningStatistics` (stored-statistics eval)."""
+    plan: tuple[Any, ...] | None = None
+    """The weighted layers (archsim.config.layers.WeightedLayer); None = every layer dense."""
 
     @classmethod
     def create(
@@ -91,6 +112,38 @@ class Mlp:
         gamma = [np.ones(n, dtype=np.float32) for n in sizes[1:]]
         beta = [np.zeros(n, dtype=np.float32) for n in sizes[1:]]
         return cls(tuple(sizes), hidden, gamma, beta, bn_eps, sign_hidden)
+
+    @classmethod
+    def from_plan(
+        cls,
+        plan: "tuple[WeightedLayer, ...]",
+        init_width: float,
+        rng: np.random.Generator,
+        bn_eps: float = 1e-5,
+        sign_hidden: bool = True,
+    ) -> "Mlp":
+        """The network of ``plan``; convolution kernels are (C_in*k*k, C_out) matrices drawn
+        like dense weights (same draws, in layer order, as :meth:`create` for an MLP).
+        ``sizes`` lists the matrix rows of the first layer and every layer's outputs."""
+        sizes = (plan[0].n_in, *(layer.n_out for layer in plan))
+        half = init_width / 2
+        hidden = [
+            rng.uniform(-half, half, size=(spec.n_in, spec.n_out)).astype(np.float32) for spec in plan
+        ]
+        gamma = [np.ones(spec.n_out, dtype=np.float32) for spec in plan]
+        beta = [np.zeros(spec.n_out, dtype=np.float32) for spec in plan]
+        return cls(sizes, hidden, gamma, beta, bn_eps, sign_hidden, plan=tuple(plan))
+
+    def _conv(self, layer: int):
+        """The layer's Conv2d and Pool2d operators, or None for a dense layer."""
+        spec = None if self.plan is None else self.plan[layer]
+        if spec is None or not spec.is_conv:
+            return None
+        from archsim.learning.layers import Conv2d, Pool2d
+
+        channels = spec.in_shape[0]
+        conv = Conv2d(channels, spec.n_out, spec.kernel, spec.stride, spec.padding)
+        return spec, conv, [Pool2d(size, kind) for kind, size in spec.pools]
 
     @property
     def n_layers(self) -> int:
@@ -114,20 +167,44 @@ class Mlp:
         """Logits for a batch (batch statistics in every batch-norm) and the caches."""
         caches: list[LayerCache] = []
         activation = x
+        batch = x.shape[0]
         for layer, w in enumerate(weights):
-            pre = self.mvm.forward(layer, activation, w)
+            conv_ops = self._conv(layer)
+            conv_cache = None
+            if conv_ops is None:
+                inputs = activation.reshape(batch, -1)  # flatten (H, W, C) feature maps
+                pre = self.mvm.forward(layer, inputs, w)
+            else:
+                inputs, pre, conv_cache = self._conv_forward(layer, conv_ops, activation, w)
             if self.bn_stats is None:
                 normalized, inv_std = batch_normalize(pre, self.bn_eps)
             else:
                 normalized, inv_std = self.bn_stats.normalize(layer, pre, self.bn_eps)
             bn_out = normalized * self.gamma[layer]
             bn_out += self.beta[layer]
-            caches.append(LayerCache(activation, normalized, inv_std, bn_out))
+            caches.append(LayerCache(inputs, normalized, inv_std, bn_out, conv_cache))
             if layer < self.n_layers - 1:
                 activation = sign(bn_out) if self.sign_hidden else np.tanh(bn_out)
+                if conv_ops is not None:  # back to (N, H, W, C) for the next layer
+                    spec = conv_ops[0]
+                    activation = activation.reshape(batch, *spec.pooled_hw, spec.n_out)
             else:
                 activation = bn_out
         return activation, caches
+
+    def _conv_forward(self, layer: int, conv_ops, x: np.ndarray, w: np.ndarray):
+        """Unrolled input, pooled pre-activations as (N*positions, C_out), and the cache."""
+        spec, conv, pools = conv_ops
+        if x.ndim == 2:  # the input images: (N, C*H*W) with C = 1, row-major H x W
+            channels, height, width = spec.in_shape
+            x = x.reshape(x.shape[0], height, width, channels)
+        out, cols = conv.forward(layer, x, w, self.mvm)
+        pool_states = []
+        for pool in pools:
+            pooled, state = pool.forward(out)
+            pool_states.append((pool, state, out.shape))
+            out = pooled
+        return cols, out.reshape(-1, spec.n_out), ConvCache(x.shape, pool_states)
 
     def backward(
         self, caches: list[LayerCache], grad_logits: np.ndarray, weights: list[np.ndarray]
@@ -144,11 +221,37 @@ class Mlp:
             grad_pre = batch_norm_backward(
                 delta * self.gamma[layer], cache.normalized, cache.inv_std
             )
+            if cache.conv is not None:
+                grad_pre = unpool(grad_pre, cache.conv)
             grad_w[layer] = weight_gradient(cache.inputs, grad_pre)
             if layer > 0:
                 grad_act = self.mvm.backward(layer, grad_pre, weights[layer])
-                delta = activation_backward(grad_act, caches[layer - 1].bn_out, self.sign_hidden)
+                if cache.conv is not None:
+                    spec = self.plan[layer]
+                    grad_act = col2im_of(spec, grad_act, cache.conv.input_shape)
+                previous = caches[layer - 1].bn_out
+                delta = activation_backward(grad_act.reshape(previous.shape), previous, self.sign_hidden)
         return Gradients(grad_w, grad_gamma, grad_beta)
+
+
+def unpool(grad: np.ndarray, cache: ConvCache) -> np.ndarray:
+    """Gradient of the pooled pre-activations (N*positions, C) back to every window
+    (N*OH*OW, C), through the poolings in reverse."""
+    if not cache.pools:
+        return grad
+    channels = grad.shape[1]
+    for pool, state, in_shape in reversed(cache.pools):
+        n, h, w, _ = in_shape
+        out_shape = (n, h // pool.size, w // pool.size, channels)
+        grad = pool.backward(grad.reshape(out_shape), state, in_shape)
+    return grad.reshape(-1, channels)
+
+
+def col2im_of(spec: Any, grad_cols: np.ndarray, input_shape: tuple[int, int, int, int]) -> np.ndarray:
+    """Gradient of a convolution's unrolled input back onto its (N, H, W, C) input."""
+    from archsim.learning.layers import col2im
+
+    return col2im(grad_cols, input_shape, spec.kernel, spec.stride, spec.padding)
 
 
 def weight_gradient(inputs: np.ndarray, grad_pre: np.ndarray) -> np.ndarray:

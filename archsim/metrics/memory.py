@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+INPUT_PIXELS = 784  # values per input image (28 x 28)
 BNN_REFERENCE_SIZES = (784, 4096, 4096, 10)
 """Laborieux et al. 2021, MNIST -> Fashion-MNIST network (public code, MIT)."""
 
@@ -59,8 +60,21 @@ def weight_count(sizes: tuple[int, ...]) -> int:
     return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def footprint(
-    sizes: tuple[int, ...],
+def footprint(sizes: tuple[int, ...], levels: int, hidden_bits: int, **options: int | None) -> MemoryFootprint:
+    """Footprint of an MLP with ``sizes`` stored as ``levels``-level devices (``options``:
+    those of :func:`footprint_of`).
+
+    rram = weights * log2(levels) bits of information in ``weights * cells_per_weight``
+    devices; dpu = weights * hidden_bits; batch-norm = 2 parameters per neuron at ``bn_bits``;
+    buffers default to one image's activations at every layer boundary (32-bit).
+    """
+    return footprint_of(weight_count(sizes), sum(sizes[1:]), sum(sizes), levels, hidden_bits, **options)
+
+
+def footprint_of(
+    weights: int,
+    bn_channels: int,
+    activations: int,
     levels: int,
     hidden_bits: int,
     cells_per_weight: int = 1,
@@ -68,17 +82,12 @@ def footprint(
     bn_bits: int = 32,
     optimizer_bits_per_weight: int = 64,
 ) -> MemoryFootprint:
-    """Footprint of an MLP with ``sizes`` stored as ``levels``-level devices.
-
-    rram = weights * log2(levels) bits of information in ``weights * cells_per_weight``
-    devices; dpu = weights * hidden_bits; batch-norm = 2 parameters per neuron at ``bn_bits``;
-    buffers default to one image's activations at every layer boundary (32-bit).
-    """
-    weights = weight_count(sizes)
+    """:func:`footprint` from counts: ``bn_channels`` neurons or conv channels with a
+    batch-norm, ``activations`` values per image at the layer boundaries (input included)."""
     rram = int(math.ceil(weights * math.log2(levels)))
     dpu = weights * hidden_bits
-    batchnorm = 2 * sum(sizes[1:]) * bn_bits
-    buffers = sum(sizes) * 32 if buffer_bits is None else buffer_bits
+    batchnorm = 2 * bn_channels * bn_bits
+    buffers = activations * 32 if buffer_bits is None else buffer_bits
     return MemoryFootprint(
         weights=weights,
         rram_cells=weights * cells_per_weight,
@@ -89,6 +98,15 @@ def footprint(
         optimizer_state=weights * optimizer_bits_per_weight,
         total=rram + dpu + batchnorm + buffers,
     )
+
+
+def model_footprint(model, levels: int, hidden_bits: int, cells_per_weight: int = 1) -> MemoryFootprint:
+    """:func:`footprint_of` the network of a ModelConfig (MLP or CNN)."""
+    plan = model.plan
+    weights = sum(layer.weights for layer in plan)
+    activations = INPUT_PIXELS + sum(layer.n_out * layer.positions for layer in plan)
+    return footprint_of(weights, sum(layer.n_out for layer in plan), activations, levels, hidden_bits,
+                        cells_per_weight)
 
 
 def bnn_reference_footprint(sizes: tuple[int, ...] = BNN_REFERENCE_SIZES) -> MemoryFootprint:
@@ -188,16 +206,15 @@ def memory_section(config) -> dict[str, float | int | str]:
     The float32 rule has no devices: its 32-bit weights are counted as SRAM-held weights
     with no separate hidden copy.
     """
-    sizes = (784, *config.model.hidden, 10)
     quantized = config.learning.rule != "float32"
     hidden_bits = hidden_bits_of(config) if quantized else 0
     if quantized:
-        mine = footprint(sizes, config.model.levels, hidden_bits, cells_per_weight_of(config))
+        mine = model_footprint(config.model, config.model.levels, hidden_bits, cells_per_weight_of(config))
     else:
-        mine = footprint(sizes, 2**32, 0, cells_per_weight=0)
+        mine = model_footprint(config.model, 2**32, 0, cells_per_weight=0)
     bnn_sizes, bnn_source = bnn_comparison()
     bnn = bnn_reference_footprint(bnn_sizes)
-    paper = paper_formula_bits(sizes, device_bits_of(config), hidden_bits)
+    paper = int(round(mine.weights * (device_bits_of(config) + hidden_bits)))
     paper_bnn = paper_formula_bits(bnn_sizes, 1, BNN_HIDDEN_BITS)
     bnn_name = "-".join(str(n) for n in bnn_sizes)
     return {
@@ -221,7 +238,7 @@ def memory_section(config) -> dict[str, float | int | str]:
 def format_memory_table(config, section: dict) -> str:
     """The footprint as a text table with its formula (for ``archsim memory``), then the
     matched-accuracy comparison (measured) or a plain statement that the BNN is assumed."""
-    sizes = "-".join(str(n) for n in (784, *config.model.hidden, 10))
+    sizes = config.model.describe()
     device_bits = device_bits_of(config)
     rows = [
         ("weights", section["weights"], f"network {sizes}"),

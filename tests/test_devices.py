@@ -859,3 +859,29 @@ def test_compiled_decode_equals_the_numpy_formula(device):
     assert np.array_equal(layer.weights.ravel()[index].view(np.uint32), w.view(np.uint32))
     if layer.read_std is not None:
         assert np.array_equal(layer.read_std.ravel()[index].view(np.uint32), std.view(np.uint32))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_read_noise_pipeline_works_in_a_forked_child():
+    """The chunk worker thread of a parent does not exist in a forked child: the child must
+    make its own instead of waiting forever on the parent's."""
+    import multiprocessing
+
+    from archsim.devices.normal import _fill
+
+    w, std = np.zeros(200_000, dtype=np.float32), np.ones(200_000, dtype=np.float32)
+    _fill(np.random.default_rng(1), w, std, np.empty_like(w), pipeline=True)  # parent's worker
+    child = multiprocessing.get_context("fork").Process(target=_fill_in_child)
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+
+
+def _fill_in_child() -> None:
+    from archsim.devices.normal import _fill
+
+    w, std = np.zeros(200_000, dtype=np.float32), np.ones(200_000, dtype=np.float32)
+    ours, theirs = np.random.default_rng(2), np.random.default_rng(2)
+    got = np.empty_like(w)
+    _fill(ours, w, std, got, pipeline=True)
+    os._exit(0 if np.array_equal(got, _numpy_read_noise(theirs, w, std)) else 1)

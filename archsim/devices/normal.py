@@ -23,6 +23,7 @@ numpy's own ``standard_normal``, which is always correct, only slower.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -231,16 +232,17 @@ def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: n
 
 _CHUNKS = 8  # the worker stays ahead: outputs come ~2.5x faster than the ziggurat uses them
 _PIPELINE_MIN = 1 << 16
-_WORKER: list[ThreadPoolExecutor] = []
+_WORKER: list[tuple[int, ThreadPoolExecutor]] = []
 _WORKER_LOCK = threading.Lock()  # not _CHECK_LOCK: the self-check fills under that one
 
 
 def _worker() -> ThreadPoolExecutor:
-    """One worker thread per process: chunks submitted in order run in order."""
+    """One worker thread per process: chunks submitted in order run in order. A forked child
+    gets its own (the parent's thread does not exist there)."""
     with _WORKER_LOCK:
-        if not _WORKER:
-            _WORKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsim-read-noise"))
-        return _WORKER[0]
+        if not _WORKER or _WORKER[0][0] != os.getpid():
+            _WORKER[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsim-read-noise"))]
+        return _WORKER[0][1]
 
 
 def _raw_into(bitgen: np.random.PCG64, raw: np.ndarray, start: int, stop: int) -> None:

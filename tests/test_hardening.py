@@ -99,3 +99,30 @@ def test_same_seed_byte_identical_summary_with_device_model(tmp_path):
     a = json.loads(outs["a"])["device"]
     c = json.loads(outs["c"])["device"]
     assert a["initial_program_pulses"] != c["initial_program_pulses"]  # different device draws
+
+
+def test_devices_npz_round_trips_every_array_exactly(tmp_path):
+    """devices.npz is written at zlib level 1 for speed; np.load must give back every array."""
+    import zipfile
+
+    import numpy as np
+
+    from archsim.io import atomic_write_npz
+
+    rng = np.random.default_rng(0)
+    arrays = {
+        "conductance_uS": rng.normal(20.0, 5.0, (784, 64)).astype(np.float32),
+        "writes": rng.poisson(5.0, (784, 64)).astype(np.int32),
+        "stuck": rng.random((784, 64)) < 1e-3,
+        "levels": rng.integers(-2, 2, 10).astype(np.int8),
+        "empty": np.zeros((0, 3), np.float64),
+    }
+    path = tmp_path / "devices.npz"
+    atomic_write_npz(path, arrays)
+    with np.load(path) as loaded:
+        assert sorted(loaded.files) == sorted(arrays)
+        for name, array in arrays.items():
+            assert loaded[name].dtype == array.dtype and np.array_equal(loaded[name], array), name
+    with zipfile.ZipFile(path) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert path.stat().st_size < sum(a.nbytes for a in arrays.values())  # compressed, not stored

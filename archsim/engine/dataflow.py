@@ -467,11 +467,11 @@ class WriteColumns:
     @classmethod
     def of(cls, chip: Chip, network: Network, writes: "list[TileWrite] | WritePlan") -> "WriteColumns":
         plan = WritePlan.of(writes)
-        wv = chip.write
-        bits = plan.changes * (wv.address_bits + wv.level_bits)
+        # message_bits and transfer_cycles are integer arithmetic that works on int64 columns
+        bits = chip.write.message_bits(plan.changes)
         hops = network.tile_hops("dpu", plan.tile_id)
-        transfer = -(-bits // network.width) + hops * network.hop_latency
-        return cls(plan, bits, hops, transfer, wv.program_cycles_of(plan.steps))
+        transfer = network.transfer_cycles(bits, hops)
+        return cls(plan, bits, hops, transfer, chip.write.program_cycles_of(plan.steps))
 
 
 def account_write(ledger: Ledger, chip: Chip, network: Network,

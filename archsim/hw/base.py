@@ -11,10 +11,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 def cycles(seconds: float, clock_hz: float) -> int:
     """Whole cycles of ``clock_hz`` needed to cover ``seconds`` (ceil, with float slack)."""
     return max(0, math.ceil(seconds * clock_hz - 1e-9))
+
+
+def cycles_of(seconds: np.ndarray, clock_hz: float) -> np.ndarray:
+    """:func:`cycles` of every entry of a float64 array (int64), by the same float64
+    operations in the same order."""
+    return np.maximum(0, np.ceil(seconds * clock_hz - 1e-9)).astype(np.int64)
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from archsim.hw.base import cycles
+from archsim.hw.base import cycles, cycles_of
 
 
 @dataclass
@@ -44,8 +44,7 @@ class WriteVerify:
     def program_cycles_of(self, pulse_steps: np.ndarray) -> np.ndarray:
         """:meth:`program_cycles` of every entry of an integer array (int64), by the same
         float64 operations in the same order."""
-        seconds = pulse_steps.astype(np.float64) * self.step_s
-        return np.maximum(0, np.ceil(seconds * self.clock_hz - 1e-9)).astype(np.int64)
+        return cycles_of(pulse_steps.astype(np.float64) * self.step_s, self.clock_hz)
 
     def message_bits(self, changes: int) -> int:
         """Bits of the change list sent from the DPU to a tile (address + new level)."""

@@ -21,11 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from archsim.errors import MappingError
+from archsim.hw.base import ceil_div
 from archsim.hw.encoding import weight_encoding
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True)

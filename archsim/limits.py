@@ -130,15 +130,14 @@ def estimate_run(config: Any) -> MemoryEstimate:
     parts["activations"] = batch * width * 4 * 8
     if has_device:
         tile = config.hardware.tile
-        parts["chip"] = (tile.count or tiles_needed(plan, tile.rows, tile.cols)) * BYTES_PER_TILE
+        if tile.count is None:
+            from archsim.mapping import tiles_needed  # the mapping's own count, replicas included
+
+            tiles = tiles_needed(plan, tile.rows, tile.cols, config.hardware.weight_encoding)
+        else:
+            tiles = tile.count
+        parts["chip"] = tiles * BYTES_PER_TILE
     return MemoryEstimate(parts)
-
-
-def tiles_needed(plan: Any, rows: int, cols: int) -> int:
-    """Tiles the mapping allocates (one per row block x column block, differential pairs,
-    times the replicas) for the weighted layers of ``plan``."""
-    per_tile = max(1, cols // 2)
-    return sum(-(-layer.n_in // rows) * -(-layer.n_out // per_tile) * layer.replicas for layer in plan)
 
 
 def check_memory(needed: MemoryEstimate | int, what: str, fix: str) -> None:

@@ -743,6 +743,118 @@ def test_ziggurat_tables_match_the_installed_numpy():
         assert draw((k << 9) | idx)[1] > 1
 
 
+# --------------------------------------------------------------------------- float64 normals
+@pytest.mark.parametrize("n, buffered", [(3_000_000, False), (3_000_000, True), (1, True), (2, False),
+                                         (3, True), (1001, False), (65_537, True)])
+def test_float64_kernel_gives_numpys_draws_and_generator_state(n, buffered):
+    """Every float64 draw bit for bit and the generator state after, the buffered half-word
+    of a float32 draw included (float64 draws leave it alone): over 3 M draws ~1 % take the
+    wedge branch and ~800 the tail."""
+    from archsim.devices.normal import fast_path64_ok, standard_normal_into
+
+    assert fast_path64_ok()
+    ours, theirs = np.random.default_rng(21), np.random.default_rng(21)
+    for _ in range(2):
+        if buffered:  # an odd number of 32-bit words so far: the upper half-word is buffered
+            ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+        got = np.full(n, np.nan)
+        standard_normal_into(ours, got)
+        want = theirs.standard_normal(n)
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+        assert ours.bit_generator.state == theirs.bit_generator.state
+        assert ours.random(dtype=np.float32) == theirs.random(dtype=np.float32)  # on together
+    if n > 10**6:
+        assert np.count_nonzero(np.abs(want) > 3.6541528853610088) > 400  # the tail branch ran
+
+
+def test_float64_normals_fall_back_to_numpy_for_other_generators_and_a_failed_check(monkeypatch):
+    from archsim.devices import normal
+
+    philox, reference = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
+    got = normal.standard_normal(philox, 10_000)  # not a PCG64: numpy's own draws
+    assert np.array_equal(got, reference.standard_normal(10_000))
+    assert philox.random() == reference.random()  # the streams go on together
+    monkeypatch.setitem(normal._CHECKED, "float64", False)  # as if this numpy drew differently
+    ours, theirs = np.random.default_rng(4), np.random.default_rng(4)
+    assert np.array_equal(normal.standard_normal(ours, 5000), theirs.standard_normal(5000))
+    assert ours.bit_generator.state == theirs.bit_generator.state
+
+
+def test_float64_kernel_on_crafted_first_words_hits_every_branch():
+    """numpy's float64 thresholds, probed with crafted PCG64 states whose next output is a
+    chosen word: a magnitude of 1 returns wi[idx], ki[idx] - 1 is accepted on one word, ki[idx]
+    takes the wedge (or, in strip 0, the tail), and the kernel's values and words consumed
+    equal numpy's in every case, also when a single draw has to fetch words one at a time."""
+    from archsim.devices.normal import standard_normal
+    from archsim.devices.ziggurat_double import KI_DOUBLE, WI_DOUBLE
+
+    mult = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
+    inverse, mask = pow(mult, -1, 1 << 128), (1 << 128) - 1
+    ours, theirs = np.random.PCG64(0), np.random.PCG64(0)
+
+    def craft(word: int, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """``n`` float64 normals from the state whose next output is ``word``, ours and
+        numpy's; the third value is how many 64-bit outputs numpy used."""
+        state = theirs.state
+        start = ((word - state["state"]["inc"]) * inverse) & mask  # next output (rotation 0) = word
+        state["state"]["state"], state["has_uint32"], state["uinteger"] = start, 1, 0xDEADBEEF
+        ours.state = theirs.state = state
+        want = np.random.Generator(theirs).standard_normal(n)
+        got = standard_normal(np.random.Generator(ours), n)
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64))
+        assert ours.state == theirs.state  # the buffered half-word kept
+        after, steps, s = theirs.state, 0, start
+        while s != after["state"]["state"]:
+            s, steps = (s * mult + after["state"]["inc"]) & mask, steps + 1
+        return got, want, steps
+
+    branches = {"one word": 0, "wedge": 0, "tail": 0}
+    for idx in range(256):
+        for sign in (0, 1):
+            got, _, used = craft((1 << 9) | (sign << 8) | idx, 1)
+            if idx != 1:  # strip 1 has ki = 0: every draw there enters the wedge
+                assert got[0] == (-1) ** sign * WI_DOUBLE[idx] and used == 1
+            k = int(KI_DOUBLE[idx])
+            if k > 0:
+                assert craft(((k - 1) << 9) | (sign << 8) | idx, 1)[2] == 1
+                branches["one word"] += 1
+            for n in (1, 4):
+                _, want, used = craft((k << 9) | (sign << 8) | idx, n)
+                assert used > n
+            branches["tail" if idx == 0 else "wedge"] += 1
+            if idx == 0:  # the farthest magnitude: deep in the tail
+                _, want, used = craft((0x000FFFFFFFFFFFFF << 9) | (sign << 8), 1)
+                assert abs(want[0]) > 3.6541528853610088 and used >= 3
+    assert branches == {"one word": 2 * 255, "wedge": 2 * 255, "tail": 2}
+
+
+def test_device_store_programs_the_same_with_numpys_float64_draws(monkeypatch):
+    """Every float64 draw of programming (cycle-to-cycle spread per pulse round, relaxation,
+    the slow-relaxation direction) through the kernel gives the same store as numpy's own
+    draws: conductances, relaxation amplitudes, reads and the generator state."""
+    from archsim.devices import normal
+
+    device = dict(NOISY, relaxation_sigma=0.02, relaxation_growth_per_decade=0.01)
+
+    def run() -> tuple:
+        store, hidden, _ = make_store(shape=(90, 70), **device)
+        moved = hidden[0] + np.random.default_rng(2).normal(0, 0.4, hidden[0].shape).astype(np.float32)
+        store.commit(0, moved)
+        store.commit(0, hidden[0])
+        planes = store.layers[0].planes
+        return ([p.g.copy() for p in planes], [p.relax_amplitude.copy() for p in planes],
+                [int(p.pulses.sum()) for p in planes], store.read(0), store.rng.bit_generator.state)
+
+    fast = run()
+    monkeypatch.setitem(normal._CHECKED, "float64", False)  # numpy's standard_normal everywhere
+    slow = run()
+    for a, b in zip(fast[:2], slow[:2]):
+        assert all(np.array_equal(x.view(np.uint32), y.view(np.uint32)) for x, y in zip(a, b))
+    assert fast[2] == slow[2] and sum(fast[2]) > 2 * 6300  # extra pulses: the spread was drawn
+    assert np.array_equal(fast[3], slow[3]) and fast[4] == slow[4]
+    assert np.any(fast[1][0] != 0)
+
+
 # --------------------------------------------------------------------------- compiled loops
 def _reference_write_verify(plane, dev, target, state, model, rng):
     """DevicePlane._write_verify as numpy code (before the compiled pulse loop): the reference."""

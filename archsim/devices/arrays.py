@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.devices.kernels import pulse_step
+from archsim.devices.normal import standard_normal, standard_normal_into
 from archsim.devices.model import DeviceModel
 
 _EMPTY = np.zeros(0, dtype=np.float64)
@@ -182,7 +183,7 @@ class DevicePlane:
         if self.program_event is not None:
             self.program_event[dev] = event
         if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
-            self.relax_amplitude[dev] = model.state_relax[state] * rng.standard_normal(dev.size)
+            self.relax_amplitude[dev] = model.state_relax[state] * standard_normal(rng, dev.size)
         return result
 
     def _write_verify(
@@ -218,12 +219,17 @@ class DevicePlane:
         sigma_arr = _EMPTY if sigma is None else sigma
         before, after = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
         outside = np.empty(n, dtype=np.int64)
+        relax = model.state_relax.any()
+        normals = np.empty(n, dtype=np.float64) if sigma is not None or relax else _EMPTY  # draws, reused
         pos = _EVERY  # the first pulse works on every device
         count = n
         for _ in range(cfg.max_pulses):
             if count == 0:
                 break
-            draws = _EMPTY if sigma is None else rng.standard_normal(count)
+            draws = _EMPTY
+            if sigma is not None:
+                draws = normals[:count]
+                standard_normal_into(rng, draws)
             left = pulse_step(pos, pos is _EVERY, g, tgt, gain_arr, sigma_arr, draws, tol, pulses,
                               before, after, outside)
             g_a, new = before[:count], after[:count]
@@ -235,8 +241,9 @@ class DevicePlane:
         if pos is _EVERY:  # max_pulses == 0
             pos = np.arange(n)
         failures = int(pos.size)
-        if model.state_relax.any():
-            g += model.state_relax[state] * rng.standard_normal(n)
+        if relax:
+            standard_normal_into(rng, normals)
+            g += model.state_relax[state] * normals
             np.maximum(g, 0.0, out=g)
         self.g[dev] = g  # float64 -> float32; exact for ideal devices (float32 targets)
         return pulses, failures, float(model.program_energy_j(pulse_g, verify_g, pulse_count))

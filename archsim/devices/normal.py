@@ -1,6 +1,7 @@
-"""Read noise ``weights + std * z``, z drawn exactly as numpy's float32 ``standard_normal``.
+"""numpy's ``standard_normal`` draws, bit for bit, by compiled ziggurats (float32 and float64).
 
-The device store draws 3.2 M standard normals per read of the paper's first layer. numpy
+Read noise ``weights + std * z``, z drawn exactly as numpy's float32 ``standard_normal``:
+the device store draws 3.2 M standard normals per read of the paper's first layer. numpy
 draws a float32 standard normal by the ziggurat method of Marsaglia & Tsang (J. Stat. Softw.
 5(8), 2000) with 256 strips, one 32-bit word of the bit generator per draw in 99 % of cases;
 a PCG64 generator hands out each 64-bit output as two words, low half first. numpy calls the
@@ -18,6 +19,14 @@ area v = 4.92867323399e-3, 23-bit magnitudes); they, and this module's use of nu
 order, are checked against the installed numpy once per process (:func:`fast_path_ok`): if
 numpy ever draws differently, or the generator is not a PCG64, the store falls back to
 numpy's own ``standard_normal``, which is always correct, only slower.
+
+The write-verify loop's float64 draws (cycle-to-cycle spread, relaxation) go through
+:func:`standard_normal_into`, numpy's float64 ziggurat (one 64-bit output per try, 52-bit
+magnitudes) compiled the same way on the tables copied from numpy's source
+(:mod:`archsim.devices.ziggurat_double`). It takes exactly the outputs the draws use, so the
+generator ends where numpy's ``rng.standard_normal(n)`` leaves it without any state to
+restore; it has its own once-per-process check (:func:`fast_path64_ok`) and the same
+fallback.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from archsim.devices.ziggurat_double import (FI_DOUBLE, KI_DOUBLE, WI_DOUBLE, ZIGGURAT_NOR_INV_R,
+                                             ZIGGURAT_NOR_R)
 from archsim.learning.kernels import THREADS
 
 _R = 3.6541528853610088  # right edge of the base strip
@@ -122,16 +133,22 @@ def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  
 
 
 _CHECK_LOCK = threading.Lock()
-_CHECKED: list[bool] = []
+_CHECKED: dict[str, bool] = {}
+
+
+def _checked_once(kind: str, check) -> bool:
+    """``check()``, run once per process per ``kind`` (the fast paths are used only when the
+    installed numpy draws exactly as they do)."""
+    with _CHECK_LOCK:
+        if kind not in _CHECKED:
+            _CHECKED[kind] = bool(check())
+        return _CHECKED[kind]
 
 
 def fast_path_ok() -> bool:
     """True when :func:`scaled_normal_into` reproduces this numpy's float32 standard normals
     (checked once per process on 200 000 draws, the generator state after included)."""
-    with _CHECK_LOCK:
-        if not _CHECKED:
-            _CHECKED.append(_self_check())
-        return _CHECKED[0]
+    return _checked_once("float32", _self_check)
 
 
 def _self_check() -> bool:
@@ -247,3 +264,121 @@ def _worker() -> ThreadPoolExecutor:
 
 def _raw_into(bitgen: np.random.PCG64, raw: np.ndarray, start: int, stop: int) -> None:
     raw[start:stop] = bitgen.random_raw(stop - start)
+
+
+# --------------------------------------------------------------------------- float64 draws
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _ziggurat64_into(words, out, start, ki, wi, fi, r, inv_r):  # pragma: no cover - compiled
+    """Draw ``out[i]``, i = start, ..., from the 64-bit ``words`` as numpy's float64
+    ``random_standard_normal`` does (one word per try; the tail and the wedge take uniforms
+    ``(word >> 11) * 2**-53``, numpy's ``next_double`` of a PCG64).
+
+    Returns (next element, next word): when the words run out inside element i, (i, the word
+    at which i started), so the caller can append words and draw i again from that word.
+    """
+    n = out.size
+    nw = words.size
+    to_unit = 1.0 / 9007199254740992.0
+    low8 = np.uint64(0xFF)
+    one = np.uint64(1)
+    magnitude = np.uint64(0x000FFFFFFFFFFFFF)
+    pos = 0
+    i = start
+    while i < n:
+        first = pos
+        x = 0.0
+        done = False
+        while not done:
+            if pos >= nw:
+                return i, first
+            word = words[pos]
+            pos += 1
+            idx = word & low8
+            word = word >> np.uint64(8)
+            rabs = (word >> one) & magnitude
+            x = np.float64(rabs) * wi[idx]
+            if word & one:
+                x = -x
+            if rabs < ki[idx]:
+                done = True  # ~99 % of draws
+            elif idx == 0:  # the tail beyond r
+                while True:
+                    if pos + 1 >= nw:
+                        return i, first
+                    u1 = np.float64(words[pos] >> np.uint64(11)) * to_unit
+                    u2 = np.float64(words[pos + 1] >> np.uint64(11)) * to_unit
+                    pos += 2
+                    xx = -inv_r * math.log1p(-u1)
+                    yy = -math.log1p(-u2)
+                    if yy + yy > xx * xx:
+                        x = -(r + xx) if (rabs >> np.uint64(8)) & one else r + xx
+                        done = True
+                        break
+            else:  # the wedge of strip idx
+                if pos >= nw:
+                    return i, first
+                u = np.float64(words[pos] >> np.uint64(11)) * to_unit
+                pos += 1
+                if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * x * x):
+                    done = True
+        out[i] = x
+        i += 1
+    return i, pos
+
+
+def standard_normal_into(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill the float64 array ``out`` with ``rng.standard_normal(out.size)``: the same values
+    and the generator left in the same state (its buffered half-word untouched, as numpy's
+    float64 draws leave it).
+
+    On a PCG64 (and when :func:`fast_path64_ok`) the words come from ``random_raw``, never
+    more than the draws use: every draw takes at least one word, so ``out.size`` words are
+    taken first and, whenever the words run out inside draw i, one more per draw left; the
+    generator is then exactly where numpy's own fill leaves it, with no state to restore.
+    """
+    flat = out.reshape(-1)
+    n = flat.size
+    if n == 0:
+        return
+    if type(rng.bit_generator) is not np.random.PCG64 or not fast_path64_ok():
+        rng.standard_normal(n, out=flat)
+        return
+    _fill64(rng.bit_generator, flat)
+
+
+def standard_normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``rng.standard_normal(n)`` (float64), through :func:`standard_normal_into`."""
+    out = np.empty(n, dtype=np.float64)
+    standard_normal_into(rng, out)
+    return out
+
+
+def _fill64(bitgen: np.random.PCG64, flat: np.ndarray) -> None:
+    n = flat.size
+    words = bitgen.random_raw(n)
+    i, pos = _ziggurat64_into(words, flat, 0, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
+    while i < n:  # draw i needs a word past the end, and each draw after it at least one
+        words = np.concatenate((words[pos:], bitgen.random_raw(n - i)))
+        i, pos = _ziggurat64_into(words, flat, i, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R,
+                                  ZIGGURAT_NOR_INV_R)
+
+
+def fast_path64_ok() -> bool:
+    """True when :func:`standard_normal_into` reproduces this numpy's float64 standard normals
+    (checked once per process on 200 000 draws, the generator state after included)."""
+    return _checked_once("float64", _self_check64)
+
+
+def _self_check64() -> bool:
+    n = 200_000
+    for seed in (2024, 7):
+        ours, theirs = np.random.Generator(np.random.PCG64(seed)), np.random.Generator(np.random.PCG64(seed))
+        theirs.random(1, dtype=np.float32)  # a buffered half-word, which float64 draws keep
+        ours.random(1, dtype=np.float32)
+        got = np.empty(n, dtype=np.float64)
+        _fill64(ours.bit_generator, got)
+        want = theirs.standard_normal(n)
+        if not (np.array_equal(got.view(np.uint64), want.view(np.uint64))
+                and ours.bit_generator.state == theirs.bit_generator.state):
+            return False
+    return True

@@ -8,10 +8,11 @@ float64 ``Generator.standard_normal`` draw: 256 strips of Marsaglia & Tsang's zi
 (J. Stat. Softw. 5(8), 2000) with 52-bit magnitudes. ``KI_DOUBLE`` holds the acceptance
 threshold of the magnitude per strip, ``WI_DOUBLE`` the strip width per magnitude unit,
 ``FI_DOUBLE`` the density exp(-x^2/2) at each strip edge. They are copied rather than
-recomputed because a recomputation does not reproduce every last bit; the decimal literals
-here are numpy's, which Python and numpy's C compiler both round correctly to the same double.
-``ZIGGURAT_NOR_R`` and ``ZIGGURAT_NOR_INV_R`` are ``ziggurat_nor_r`` and
-``ziggurat_nor_inv_r`` of the same file.
+recomputed (an earlier attempt to compute them did not match numpy's to the last bit); the
+decimal literals are numpy's, which Python and numpy's C compiler both round correctly to the
+same doubles, and :func:`archsim.devices.normal.fast_path64_ok` checks the draws against the
+installed numpy. ``ZIGGURAT_NOR_R`` and ``ZIGGURAT_NOR_INV_R`` are ``ziggurat_nor_r`` and
+``ziggurat_nor_inv_r`` of the same file (unchanged on numpy's main branch as of August 2026).
 
 The tables are numpy's and are covered by numpy's license:
 

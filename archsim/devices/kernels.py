@@ -3,8 +3,9 @@
 Each kernel does, per device, exactly the float64 operations of the numpy code it replaced,
 in the same order and without fused multiply-add (numba's default ``fastmath=False``), so
 results are bit-identical; random draws are made by the caller in the same order and sizes
-(numpy's ``standard_normal`` values, :mod:`archsim.devices.normal`), and sums over many devices stay numpy sums of the same arrays (numpy adds pairwise;
-a loop would add in another order). tests/test_devices.py keeps the numpy code as reference.
+(numpy's ``standard_normal`` values, :mod:`archsim.devices.normal`), and sums over many
+devices stay numpy sums of the same arrays (numpy adds pairwise; a loop would add in another
+order). tests/test_devices.py keeps the numpy code as reference.
 """
 
 from __future__ import annotations

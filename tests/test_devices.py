@@ -774,6 +774,9 @@ def test_float64_normals_fall_back_to_numpy_for_other_generators_and_a_failed_ch
     got = normal.standard_normal(philox, 10_000)  # not a PCG64: numpy's own draws
     assert np.array_equal(got, reference.standard_normal(10_000))
     assert philox.random() == reference.random()  # the streams go on together
+    for bad in (np.empty(10, dtype=np.float32), np.empty(20)[::2]):  # would not be filled in place
+        with pytest.raises(ValueError, match="C-contiguous float64"):
+            normal.standard_normal_into(np.random.default_rng(0), bad)
     monkeypatch.setitem(normal._CHECKED, "float64", False)  # as if this numpy drew differently
     ours, theirs = np.random.default_rng(4), np.random.default_rng(4)
     assert np.array_equal(normal.standard_normal(ours, 5000), theirs.standard_normal(5000))

@@ -336,6 +336,9 @@ def standard_normal_into(rng: np.random.Generator, out: np.ndarray) -> None:
     taken first and, whenever the words run out inside draw i, one more per draw left; the
     generator is then exactly where numpy's own fill leaves it, with no state to restore.
     """
+    if out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError(f"standard_normal_into fills a C-contiguous float64 array, not {out.dtype} "
+                         f"{'contiguous' if out.flags.c_contiguous else 'strided'}")
     flat = out.reshape(-1)
     n = flat.size
     if n == 0:

@@ -58,9 +58,8 @@ def pulse_step(
         after[j] = new
         g[p] = new
         pulses[p] += np.uint32(1)
-        if abs(new - t_a) > tolerance:
-            outside[left] = p
-            left += 1
+        outside[left] = p  # kept only if outside tolerance: no branch to mispredict
+        left += abs(new - t_a) > tolerance
     return left
 
 

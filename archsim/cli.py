@@ -150,33 +150,38 @@ def memory(
 
 @app.command()
 def select(
-    sweep_dir: Annotated[Path, typer.Argument(metavar="SWEEP_DIR", help="Finished selection sweep folder.")],
+    source: Annotated[Path, typer.Argument(
+        metavar="SWEEP_DIR|TABLE.csv",
+        help="Finished selection sweep folder, or its table from `archsim table selection`.")],
 ) -> None:
     """Apply the validation-only selection rule (docs/learning-rules.md) to a finished sweep
-    and print every setting's margins and the chosen one."""
-    from archsim.metrics.reproduction import format_selection, read_sweep, select_setting
+    (or its committed table) and print every setting's margins and the chosen one."""
+    from archsim.metrics.reproduction import csv_selection_text, read_sweep, sweep_selection_text
 
-    results = read_sweep(sweep_dir)
-    chosen, ranked = select_setting(results)
-    typer.echo(format_selection(results, chosen, ranked))
+    if source.suffix.lower() == ".csv":
+        typer.echo(csv_selection_text(source))
+    else:
+        typer.echo(sweep_selection_text(read_sweep(source)))
 
 
 @app.command()
 def table(
-    kind: Annotated[str, typer.Argument(help="'seeds' (results/paper-seeds.csv) or 'memory' (results/memory-matched.csv).")],
+    kind: Annotated[str, typer.Argument(help="'seeds' (results/paper-seeds.csv), 'memory' (results/memory-matched.csv) "
+                                         "or 'selection' (results/paper-selection.csv).")],
     sweep_dirs: Annotated[list[Path], typer.Argument(metavar="SWEEP_DIR...", help="Finished sweep folders.")],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV.")] = False,
 ) -> None:
-    """Turn finished sweeps into a committed results table, one row per run (seeds) or per
-    network (memory), each with the archsim run command that reproduces it."""
+    """Turn finished sweeps into a committed results table, one row per run (seeds, selection)
+    or per network (memory), each with the archsim run command that reproduces it."""
     from archsim.errors import ConfigError
     from archsim.io import atomic_write_text
     from archsim.metrics import reproduction
 
-    makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table}
+    makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table,
+              "selection": reproduction.selection_table}
     if kind not in makers:
-        raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds' or 'memory'")
+        raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds', 'memory' or 'selection'")
     from archsim.output import check_file_target
 
     check_file_target(out, force, "--out")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -96,6 +97,17 @@ def test_selection_sweep_picks_by_the_written_rule_and_refuses_test_scores(tmp_p
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "chosen: learning.optimizer.weight_decay=" in out.stdout and "data.evaluate_test=true" in out.stdout
+    # The committed form: one row per point, and `archsim select TABLE.csv` chooses the same.
+    table = tmp_path / "selection.csv"
+    made = subprocess.run([sys.executable, "-m", "archsim.cli", "table", "selection", str(tmp_path / "sel"),
+                           "--out", str(table)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert made.returncode == 0, made.stderr
+    rows = pd.read_csv(table)
+    assert len(rows) == 6 and rows["command"].str.startswith("archsim run ").all()
+    from_csv = subprocess.run([sys.executable, "-m", "archsim.cli", "select", str(table)],
+                              capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert from_csv.returncode == 0, from_csv.stderr
+    assert from_csv.stdout.splitlines()[1:-1] == out.stdout.splitlines()[1:-1]  # same table, same choice
 
     scored = write_sweep(tmp_path, "scored", grid={"learning.m_star": [2.0, 3.0, 4.0]})
     run_sweep(scored, serial=True)
@@ -276,3 +288,22 @@ def test_select_on_a_folder_that_is_no_sweep_is_one_clean_line(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("archsim: error:") and "not a finished sweep folder" in proc.stderr
+
+
+def test_shipped_paper_workload_is_the_committed_validation_only_choice():
+    """workloads/paper-mnist-fmnist.yaml must hold what the rule picks from the committed
+    selection table (results/paper-selection.csv): editing one without the other fails here."""
+    from archsim.metrics.reproduction import SELECTION_VALUE_COLUMNS, rank, rank_margins, read_selection_csv
+
+    frame = read_selection_csv(REPO / "results" / "paper-selection.csv")
+    assert len(frame) == 72
+    keys = [c for c in frame.columns if c not in SELECTION_VALUE_COLUMNS]
+    chosen, _ = rank(rank_margins(frame[keys], frame["val_mnist_after_fashion"], frame["val_fashion_after_fashion"]))
+    shipped = load_run_config("paper-mnist-fmnist")
+    assert chosen.setting == {
+        "tasks.0.epochs": shipped.tasks[0].epochs,
+        "tasks.1.epochs": shipped.tasks[1].epochs,
+        "learning.optimizer.weight_decay": shipped.learning.optimizer.weight_decay,
+        "model.hidden": list(shipped.model.hidden),
+    }
+    assert chosen.best_m_star() == shipped.learning.m_star

@@ -125,10 +125,17 @@ def candidates(sweep: SweepResults) -> list[Candidate]:
     keys = [k for k in sweep.swept_keys if k not in SELECTION_KEYS_EXCLUDED]
     if "learning.m_star" not in frame:
         raise ConfigError(f"{sweep.folder}: the sweep does not vary learning.m_star; the rule needs m* in {WINDOW}")
-    worse = pd.concat(
-        [frame[first].map(percent) - MNIST_BAR, frame[last].map(percent) - FASHION_BAR], axis=1
-    ).min(axis=1, skipna=False).fillna(-math.inf)  # a missing accuracy never passes
-    frame = frame.assign(_worse=worse, _key=frame[keys].astype(str).agg("|".join, axis=1) if keys else "")
+    return rank_margins(frame[keys + ["learning.m_star"]], frame[first].map(percent), frame[last].map(percent))
+
+
+def rank_margins(settings: pd.DataFrame, mnist_after_both: pd.Series, fashion: pd.Series) -> list[Candidate]:
+    """Candidates from one row per run: the setting's columns (and ``learning.m_star``) and the
+    two validation accuracies in percent; the worse margin of a run is the smaller of the two
+    distances to the bars, averaged over the runs (seeds) of a setting and m*."""
+    keys = [k for k in settings.columns if k != "learning.m_star"]
+    worse = pd.concat([mnist_after_both - MNIST_BAR, fashion - FASHION_BAR], axis=1).min(
+        axis=1, skipna=False).fillna(-math.inf)  # a missing accuracy never passes
+    frame = settings.assign(_worse=worse, _key=settings[keys].astype(str).agg("|".join, axis=1) if keys else "")
     result: list[Candidate] = []
     for order, (_, group) in enumerate(frame.groupby("_key", sort=False)):
         setting = {k: _cell(group[k].iloc[0]) for k in keys}
@@ -139,13 +146,18 @@ def candidates(sweep: SweepResults) -> list[Candidate]:
 
 def select_setting(sweep: SweepResults) -> tuple[Candidate, list[Candidate]]:
     """The chosen setting and all candidates, best first (docs/learning-rules.md)."""
-    ranked = sorted(candidates(sweep), key=lambda c: (-c.score, -c.mean_margin, c.order))
+    return rank(candidates(sweep))
+
+
+def rank(found: list[Candidate]) -> tuple[Candidate, list[Candidate]]:
+    ranked = sorted(found, key=lambda c: (-c.score, -c.mean_margin, c.order))
     return ranked[0], ranked
 
 
-def format_selection(sweep: SweepResults, chosen: Candidate, ranked: list[Candidate]) -> str:
+def format_selection(source: str, chosen: Candidate, ranked: list[Candidate], test_command: str) -> str:
+    """The margins table of every setting, the choice and the one command that scores the test set."""
     keys = list(chosen.setting)
-    lines = [f"selection over {len(ranked)} settings of {sweep.folder} (validation split only)",
+    lines = [f"selection over {len(ranked)} settings of {source} (validation split only)",
              f"rule: maximise min over m* in {list(WINDOW)} of min(MNIST after both - {MNIST_BAR}, "
              f"Fashion - {FASHION_BAR}) (points; mean over seeds)", ""]
     widths = {k: max(len(k), *(len(json.dumps(c.setting[k])) for c in ranked)) for k in keys}
@@ -156,13 +168,102 @@ def format_selection(sweep: SweepResults, chosen: Candidate, ranked: list[Candid
         cells += [f"{c.margins.get(m, math.nan):8.2f}" for m in WINDOW] + [f"{c.score:8.2f}"]
         lines.append("  ".join(cells))
     best_m = chosen.best_m_star()
-    sets = [f"{k}={json.dumps(v)}" for k, v in chosen.setting.items()] + [f"learning.m_star={best_m:g}"]
+    sets = chosen_overrides(chosen)
     verdict = ("holds the pair on validation across the window" if chosen.score >= 0
                else f"misses the pair on validation somewhere in the window by {-chosen.score:.2f} points")
     lines += ["", f"chosen: {', '.join(sets)} ({verdict})",
               f"shipped m*: {best_m:g} (largest worse margin of the chosen setting; ties to the middle)",
-              "then score the test set once: " + run_command(sweep, [*sets], seed=None, test=True)]
+              "then score the test set once: " + test_command]
     return "\n".join(lines)
+
+
+def chosen_overrides(chosen: Candidate) -> list[str]:
+    """``key=value`` texts of the chosen setting and its shipped m*."""
+    return [f"{k}={json.dumps(v)}" for k, v in chosen.setting.items()] + [f"learning.m_star={chosen.best_m_star():g}"]
+
+
+def sweep_selection_text(sweep: SweepResults) -> str:
+    """``archsim select SWEEP_DIR``: the rule applied to a finished sweep folder."""
+    chosen, ranked = select_setting(sweep)
+    command = run_command(sweep, chosen_overrides(chosen), seed=None, test=True)
+    return format_selection(str(sweep.folder), chosen, ranked, command)
+
+
+# -- the selection as a committed table ----------------------------------------------------
+SELECTION_VALUE_COLUMNS = ["seed", "val_mnist_after_mnist", "val_mnist_after_fashion",
+                           "val_fashion_after_fashion", "writes_total", "command", "commit"]
+
+
+def selection_table(folders: list[str | Path]) -> pd.DataFrame:
+    """One row per point of validation-only selection sweeps: the swept settings (JSON), the
+    validation accuracies in percent (exact: 5 000 images make steps of 0.02 %), the command."""
+    rows = []
+    for folder in folders:
+        sweep = read_sweep(folder)
+        candidates(sweep)  # the same refusals as `archsim select` (test scored, no m*, ...)
+        tasks = sweep.task_names()
+        first_after_first = f"validation_accuracy.after:{tasks[0]}.{tasks[0]}"
+        both_first, both_last = pair_columns("validation_accuracy", tasks)
+        keys = [k for k in sweep.swept_keys if k != "seed"]
+        for _, row in sweep.frame.iterrows():
+            cells = {k: json.dumps(_cell(row[k])) for k in keys}
+            rows.append({**cells,
+                         "seed": int(row["seed"]),
+                         "val_mnist_after_mnist": round(percent(row.get(first_after_first)), 2),
+                         "val_mnist_after_fashion": round(percent(row[both_first]), 2),
+                         "val_fashion_after_fashion": round(percent(row[both_last]), 2),
+                         "writes_total": int(row["writes.total"]),
+                         "command": checked_command(sweep, row),
+                         "commit": str(row.get("code_commit", "unknown") or "unknown")})
+    if not rows:
+        raise ConfigError("table selection: no finished point in the given sweeps")
+    return pd.DataFrame(rows, columns=[*rows[0].keys()])
+
+
+def read_selection_csv(path: str | Path) -> pd.DataFrame:
+    """A table written by ``archsim table selection`` (setting cells kept as their JSON text);
+    one-line ConfigError if it is not one."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"{path}: unreadable CSV ({type(exc).__name__}); write it with `archsim table selection`") from None
+    missing = [c for c in [*SELECTION_VALUE_COLUMNS, "learning.m_star"] if c not in frame]
+    if missing or frame.empty:
+        raise ConfigError(f"{path}: not a selection table (missing {', '.join(missing) or 'rows'}); "
+                          "write it with `archsim table selection SWEEP_DIR --out FILE.csv`")
+    try:
+        for column in ("val_mnist_after_fashion", "val_fashion_after_fashion", "learning.m_star"):
+            frame[column] = frame[column].astype(float)
+    except ValueError:
+        raise ConfigError(f"{path}: a non-numeric accuracy or m*; write it with `archsim table selection`") from None
+    return frame
+
+
+def csv_selection_text(path: str | Path) -> str:
+    """``archsim select FILE.csv``: the rule applied to a committed selection table."""
+    frame = read_selection_csv(path)
+    keys = [c for c in frame.columns if c not in SELECTION_VALUE_COLUMNS]
+    chosen, ranked = rank(rank_margins(frame[keys], frame["val_mnist_after_fashion"],
+                                       frame["val_fashion_after_fashion"]))
+    return format_selection(str(path), chosen, ranked, test_command_from_rows(frame, chosen))
+
+
+def test_command_from_rows(frame: pd.DataFrame, chosen: Candidate) -> str:
+    """A run of the chosen setting at its shipped m*, as its row's command without the seed,
+    scoring the test set."""
+    match = frame["learning.m_star"] == chosen.best_m_star()
+    for key, value in chosen.setting.items():
+        match &= frame[key].map(lambda cell, value=value: _cell(cell) == value)
+    argv = shlex.split(frame.loc[match, "command"].iloc[0])
+    kept: list[str] = []
+    for part, previous in zip(argv, [None, *argv[:-1]]):
+        if part == "--seed" or previous == "--seed":
+            continue
+        kept.append("data.evaluate_test=true" if part == "data.evaluate_test=false" else part)
+    if "data.evaluate_test=true" not in kept:
+        kept += ["--set", "data.evaluate_test=true"]
+    return " ".join(shlex.quote(p) for p in kept)
 
 
 def _cell(value: Any) -> Any:

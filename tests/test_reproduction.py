@@ -307,3 +307,28 @@ def test_shipped_paper_workload_is_the_committed_validation_only_choice():
         "model.hidden": list(shipped.model.hidden),
     }
     assert chosen.best_m_star() == shipped.learning.m_star
+
+
+def test_committed_paper_seeds_rows_rebuild_the_shipped_workload():
+    """Every row of results/paper-seeds.csv is a run of the shipped workload at its seed and m*
+    (its command rebuilds that configuration), and every chip row has its software twin."""
+    from archsim.metrics.reproduction import SEEDS_COLUMNS
+
+    rows = pd.read_csv(REPO / "results" / "paper-seeds.csv")
+    assert list(rows.columns) == SEEDS_COLUMNS and len(rows) > 0
+    shipped = load_run_config("paper-mnist-fmnist").model_dump(mode="json")
+    for _, row in rows.iterrows():
+        argv = shlex.split(row["command"])
+        assert argv[:3] == ["archsim", "run", "paper-mnist-fmnist"], row["command"]
+        options = dict(zip(argv[3::2], argv[4::2]))
+        sets = [value for flag, value in zip(argv[3::2], argv[4::2]) if flag == "--set"]
+        assert options.get("--hw", "none") == row["hardware"]
+        config = load_run_config("paper-mnist-fmnist", options.get("--hw"), sets, int(options["--seed"]))
+        assert config.seed == row["seed"] and config.learning.m_star == row["m_star"]
+        dumped = config.model_dump(mode="json")
+        for section in ("tasks", "model", "data"):
+            assert dumped[section] == shipped[section], (row["command"], section)
+        assert dumped["learning"] | {"m_star": 0} == shipped["learning"] | {"m_star": 0}, row["command"]
+    software = set(zip(rows.loc[rows.hardware == "none", "seed"], rows.loc[rows.hardware == "none", "m_star"]))
+    chip = rows[rows.hardware != "none"]
+    assert set(zip(chip["seed"], chip["m_star"])) <= software

@@ -293,12 +293,10 @@ def test_select_on_a_folder_that_is_no_sweep_is_one_clean_line(tmp_path):
 def test_shipped_paper_workload_is_the_committed_validation_only_choice():
     """workloads/paper-mnist-fmnist.yaml must hold what the rule picks from the committed
     selection table (results/paper-selection.csv): editing one without the other fails here."""
-    from archsim.metrics.reproduction import SELECTION_VALUE_COLUMNS, rank, rank_margins, read_selection_csv
+    from archsim.metrics.reproduction import select_from_table
 
-    frame = read_selection_csv(REPO / "results" / "paper-selection.csv")
+    chosen, _, frame = select_from_table(REPO / "results" / "paper-selection.csv")
     assert len(frame) == 72
-    keys = [c for c in frame.columns if c not in SELECTION_VALUE_COLUMNS]
-    chosen, _ = rank(rank_margins(frame[keys], frame["val_mnist_after_fashion"], frame["val_fashion_after_fashion"]))
     shipped = load_run_config("paper-mnist-fmnist")
     assert chosen.setting == {
         "tasks.0.epochs": shipped.tasks[0].epochs,
@@ -312,18 +310,16 @@ def test_shipped_paper_workload_is_the_committed_validation_only_choice():
 def test_committed_paper_seeds_rows_rebuild_the_shipped_workload():
     """Every row of results/paper-seeds.csv is a run of the shipped workload at its seed and m*
     (its command rebuilds that configuration), and every chip row has its software twin."""
-    from archsim.metrics.reproduction import SEEDS_COLUMNS
+    from archsim.metrics.reproduction import SEEDS_COLUMNS, RunCommand
 
     rows = pd.read_csv(REPO / "results" / "paper-seeds.csv")
     assert list(rows.columns) == SEEDS_COLUMNS and len(rows) > 0
     shipped = load_run_config("paper-mnist-fmnist").model_dump(mode="json")
     for _, row in rows.iterrows():
-        argv = shlex.split(row["command"])
-        assert argv[:3] == ["archsim", "run", "paper-mnist-fmnist"], row["command"]
-        options = dict(zip(argv[3::2], argv[4::2]))
-        sets = [value for flag, value in zip(argv[3::2], argv[4::2]) if flag == "--set"]
-        assert options.get("--hw", "none") == row["hardware"]
-        config = load_run_config("paper-mnist-fmnist", options.get("--hw"), sets, int(options["--seed"]))
+        command = RunCommand.parse(row["command"])
+        assert command.workload == "paper-mnist-fmnist", row["command"]
+        assert (command.hardware or "none") == row["hardware"]
+        config = load_run_config(command.workload, command.hardware, list(command.sets), command.seed)
         assert config.seed == row["seed"] and config.learning.m_star == row["m_star"]
         dumped = config.model_dump(mode="json")
         for section in ("tasks", "model", "data"):

@@ -125,10 +125,10 @@ def candidates(sweep: SweepResults) -> list[Candidate]:
     keys = [k for k in sweep.swept_keys if k not in SELECTION_KEYS_EXCLUDED]
     if "learning.m_star" not in frame:
         raise ConfigError(f"{sweep.folder}: the sweep does not vary learning.m_star; the rule needs m* in {WINDOW}")
-    return rank_margins(frame[keys + ["learning.m_star"]], frame[first].map(percent), frame[last].map(percent))
+    return candidates_from_runs(frame[keys + ["learning.m_star"]], frame[first].map(percent), frame[last].map(percent))
 
 
-def rank_margins(settings: pd.DataFrame, mnist_after_both: pd.Series, fashion: pd.Series) -> list[Candidate]:
+def candidates_from_runs(settings: pd.DataFrame, mnist_after_both: pd.Series, fashion: pd.Series) -> list[Candidate]:
     """Candidates from one row per run: the setting's columns (and ``learning.m_star``) and the
     two validation accuracies in percent; the worse margin of a run is the smaller of the two
     distances to the bars, averaged over the runs (seeds) of a setting and m*."""
@@ -240,12 +240,18 @@ def read_selection_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def csv_selection_text(path: str | Path) -> str:
-    """``archsim select FILE.csv``: the rule applied to a committed selection table."""
+def select_from_table(path: str | Path) -> tuple[Candidate, list[Candidate], pd.DataFrame]:
+    """The rule applied to a committed selection table: chosen, ranked, and the table."""
     frame = read_selection_csv(path)
     keys = [c for c in frame.columns if c not in SELECTION_VALUE_COLUMNS]
-    chosen, ranked = rank(rank_margins(frame[keys], frame["val_mnist_after_fashion"],
-                                       frame["val_fashion_after_fashion"]))
+    chosen, ranked = rank(candidates_from_runs(frame[keys], frame["val_mnist_after_fashion"],
+                                               frame["val_fashion_after_fashion"]))
+    return chosen, ranked, frame
+
+
+def csv_selection_text(path: str | Path) -> str:
+    """``archsim select FILE.csv``: the rule applied to a committed selection table."""
+    chosen, ranked, frame = select_from_table(path)
     return format_selection(str(path), chosen, ranked, test_command_from_rows(frame, chosen))
 
 
@@ -255,15 +261,7 @@ def test_command_from_rows(frame: pd.DataFrame, chosen: Candidate) -> str:
     match = frame["learning.m_star"] == chosen.best_m_star()
     for key, value in chosen.setting.items():
         match &= frame[key].map(lambda cell, value=value: _cell(cell) == value)
-    argv = shlex.split(frame.loc[match, "command"].iloc[0])
-    kept: list[str] = []
-    for part, previous in zip(argv, [None, *argv[:-1]]):
-        if part == "--seed" or previous == "--seed":
-            continue
-        kept.append("data.evaluate_test=true" if part == "data.evaluate_test=false" else part)
-    if "data.evaluate_test=true" not in kept:
-        kept += ["--set", "data.evaluate_test=true"]
-    return " ".join(shlex.quote(p) for p in kept)
+    return str(RunCommand.parse(frame.loc[match, "command"].iloc[0]).scoring_test())
 
 
 def _cell(value: Any) -> Any:
@@ -298,21 +296,48 @@ def row_overrides(sweep: SweepResults, row: pd.Series) -> list[str]:
     return texts
 
 
+@dataclass(frozen=True)
+class RunCommand:
+    """An ``archsim run`` command line: workload, ``--hw``, ``--seed`` and ``--set`` texts."""
+
+    workload: str
+    hardware: str | None = None
+    seed: int | None = None
+    sets: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "RunCommand":
+        """The parts of a command this module wrote (``archsim run WORKLOAD [--hw H] [--seed N] [--set K=V]...``)."""
+        argv = shlex.split(text)
+        if argv[:2] != ["archsim", "run"] or len(argv) < 3 or len(argv) % 2 == 0:
+            raise ConfigError(f"not an `archsim run WORKLOAD [--option value]...` command: {text!r}")
+        options = list(zip(argv[3::2], argv[4::2]))
+        named = dict(options)
+        return cls(argv[2], named.get("--hw"), int(named["--seed"]) if "--seed" in named else None,
+                   tuple(value for flag, value in options if flag == "--set"))
+
+    def scoring_test(self) -> "RunCommand":
+        """The same run without its seed, with the test set scored."""
+        sets = tuple(t for t in self.sets if not t.startswith("data.evaluate_test="))
+        return RunCommand(self.workload, self.hardware, None, (*sets, "data.evaluate_test=true"))
+
+    def __str__(self) -> str:
+        parts = ["archsim", "run", self.workload]
+        if self.hardware is not None:
+            parts += ["--hw", self.hardware]
+        if self.seed is not None:
+            parts += ["--seed", str(self.seed)]
+        for text in self.sets:
+            parts += ["--set", text]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
 def run_command(sweep: SweepResults, overrides: list[str], seed: int | None, test: bool = False) -> str:
-    workload = preset_or_path(sweep.spec["workload"], "workloads")
-    hardware = preset_or_path(sweep.spec.get("hardware"), "hwconfigs")
-    parts = ["archsim", "run", workload]
-    if hardware is not None:
-        parts += ["--hw", hardware]
-    if seed is not None:
-        parts += ["--seed", str(seed)]
     base = [set_text(k, v) for k, v in (sweep.spec.get("set") or {}).items()]
-    texts = base + [t for t in overrides if t not in base]
-    if test:
-        texts = [t for t in texts if not t.startswith("data.evaluate_test=")] + ["data.evaluate_test=true"]
-    for text in texts:
-        parts += ["--set", text]
-    return " ".join(shlex.quote(p) for p in parts)
+    command = RunCommand(preset_or_path(sweep.spec["workload"], "workloads"),
+                         preset_or_path(sweep.spec.get("hardware"), "hwconfigs"), seed,
+                         tuple(base + [t for t in overrides if t not in base]))
+    return str(command.scoring_test() if test else command)
 
 
 def checked_command(sweep: SweepResults, row: pd.Series) -> str:

@@ -909,33 +909,172 @@ def _reference_write_verify(plane, dev, target, state, model, rng):
     return pulses, failures, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
 
 
-@pytest.mark.parametrize("device", [
-    dict(NOISY),
-    dict(NOISY, d2d_gain_sigma=0.0, pulse_energy_conductance="max"),
-    dict(c2c_sigma=0.0, max_pulses=3),
-    dict(NOISY, relaxation_sigma=0.02, max_pulses=1),
-    dict(NOISY, c2c_sigma=0.2, tolerance=0.001, max_pulses=5),  # many verify failures
-    dict(NOISY, mapping="reference"),
-])
-def test_compiled_write_verify_equals_the_numpy_loop(device):
-    """Conductances, pulses, failures, energy and the generator state after, bit for bit."""
+def _reference_program(plane, index, target_g, target_state, model, rng, event=0, count=True):
+    """DevicePlane.program as numpy code (before the compiled gathers and scatters): the
+    reference. Returns (pulses, energy_j, verify_failures, newly_stuck, stuck)."""
+    n = index.size
+    pulses_out = np.zeros(n, dtype=np.uint32)
+    skip = plane.stuck[index]
+    newly_stuck = 0
+    if plane.endurance is not None and count:
+        source = plane.pulses if model.config.endurance_unit == "pulses" else plane.programs
+        worn = ~skip & (source[index] >= plane.endurance[index])
+        worn_idx = index[worn]
+        plane.stuck[worn_idx] = True
+        if model.config.stuck_state == "g_min":
+            plane.g[worn_idx] = np.float32(model.config.g_min_s)
+        elif model.config.stuck_state == "g_max":
+            plane.g[worn_idx] = np.float32(model.config.g_max_s)
+        skip |= worn
+        plane.worn_out += int(worn_idx.size)
+        newly_stuck = int(worn_idx.size)
+    stuck = None
+    positions = np.arange(n)
+    if skip.any():
+        stuck = skip
+        if count:
+            plane.stuck_requests += int(np.count_nonzero(skip))
+        positions = np.flatnonzero(~skip)
+        if positions.size == 0:
+            return pulses_out, 0.0, 0, newly_stuck, stuck
+    dev, state = index[positions], target_state[positions]
+    pulses, failures, energy = _reference_write_verify(plane, dev, target_g[positions], state, model, rng)
+    pulses_out[positions] = pulses
+    if count:
+        plane.programs[dev] += np.uint32(1)
+        plane.pulses[dev] += pulses
+    if plane.program_event is not None:
+        plane.program_event[dev] = event
+    if plane.relax_amplitude is not None:
+        plane.relax_amplitude[dev] = model.state_relax[state] * rng.standard_normal(dev.size)
+    return pulses_out, energy, failures, newly_stuck, stuck
+
+
+def _reference_commit(store, layer, hidden):
+    """DeviceStore.commit as numpy code (before the compiled gathers and scatters); returns
+    (changed, pulses, energy_j, pulse_steps, stuck, index)."""
+    model, state = store.model, store.layers[layer]
+    store.commits += 1
+    new_levels = store.quantizer.level_index(hidden)
+    changed = new_levels != state.levels
+    index = np.flatnonzero(changed)
+    lv_old, lv_new = state.levels.ravel()[index], new_levels.ravel()[index]
+    state.levels = new_levels
+    pulses = np.zeros(index.size, dtype=np.uint32)
+    steps = np.zeros(index.size, dtype=np.uint32)
+    requested = np.zeros(index.size, dtype=bool)
+    energy = 0.0
+    event = store._program_event()
+    for p, plane in enumerate(state.planes):
+        new_target = model.targets[p][lv_new]
+        need = new_target != model.targets[p][lv_old]
+        if not need.any():
+            continue
+        res = _reference_program(plane, index[need], new_target[need], model.state_of[p][lv_new[need]],
+                                 model, store.rng, event)
+        pulses[need] += res[0]
+        steps[need] = np.maximum(steps[need], res[0])
+        requested[need] = True
+        energy += res[1]
+        store.verify_failures += res[2]
+    stuck = requested & (pulses == 0)
+    state.writes.ravel()[index[~stuck]] += np.uint32(1)
+    store.stuck_skipped_writes += int(np.count_nonzero(stuck))
+    state.version += 1
+    store._decode(state, index)
+    store.energy_j += energy
+    return changed, pulses, energy, steps, stuck, index
+
+
+def _same_planes(ours, theirs) -> None:
+    """Every per-device array and counter of two lists of planes, bit for bit."""
+    for a, b in zip(ours, theirs, strict=True):
+        for name in ("g", "programs", "pulses", "stuck", "program_event", "relax_amplitude"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None) == (y is None), name
+            if x is not None:
+                assert x.dtype == y.dtype and np.array_equal(x.view(np.uint8), y.view(np.uint8)), name
+        assert (a.worn_out, a.stuck_requests) == (b.worn_out, b.stuck_requests)
+
+
+# every branch: stuck faults, wear-out (writes and pulses, each stuck state), gain, c2c,
+# relaxation with and without its slow growth, drift (program events), verify failures,
+# two planes (differential) and one (reference)
+WEARING = dict(NOISY, stuck_at_fault_rate=0.02, endurance_model="lognormal", endurance_median_cycles=3,
+               endurance_sigma_ln=1.0)
+PROGRAMMING_CASES = [
+    dict(WEARING),
+    dict(WEARING, mapping="reference", endurance_unit="pulses", endurance_median_cycles=12,
+         stuck_state="g_min", relaxation_sigma=[0.01, 0.03, 0.02], relaxation_growth_per_decade=0.1,
+         drift_nu=0.05),
+    dict(WEARING, stuck_state="g_max", d2d_gain_sigma=0.0, pulse_energy_conductance="max",
+         relaxation_sigma=0.02, drift_nu=0.02, endurance_sigma_ln=0.0,
+         endurance_median_cycles=2),  # integer endurance: worn out when wear == endurance
+    dict(c2c_sigma=0.0, max_pulses=3, stuck_at_fault_rate=0.05, relaxation_sigma=0.0,
+         relaxation_growth_per_decade=0.1, drift_nu=0.01),  # amplitudes drawn though all zero
+    dict(WEARING, c2c_sigma=0.2, tolerance=0.001, max_pulses=5),  # many verify failures
+    dict(NOISY, relaxation_sigma=0.02, max_pulses=1),  # one pulse: most devices fail verify
+]
+
+
+@pytest.mark.parametrize("device", PROGRAMMING_CASES)
+def test_compiled_program_equals_the_numpy_code(device):
+    """DevicePlane.program through its compiled kernels, initial (count=False) and counted,
+    against the numpy code it replaced: pulses, energy, failures, stuck flags, every
+    per-device array and the generator state after, bit for bit."""
     import copy
 
     store, _, _ = make_store(shape=(80, 70), **device)
     model = store.model
-    for plane in store.layers[0].planes:
-        pick = np.random.default_rng(4)
-        dev = np.sort(pick.choice(plane.size, 3000, replace=False))
-        lv = pick.integers(0, model.targets[0].size, dev.size)
-        p = 0 if plane is store.layers[0].planes[0] else 1
-        target, state = model.targets[p][lv], model.state_of[p][lv]
+    for p, plane in enumerate(store.layers[0].planes):
         ours, theirs = copy.deepcopy(plane), copy.deepcopy(plane)
         rng_ours, rng_theirs = np.random.default_rng(9), np.random.default_rng(9)
-        got = ours._write_verify(dev, target, state, model, rng_ours)
-        want = _reference_write_verify(theirs, dev, target, state, model, rng_theirs)
-        assert np.array_equal(got[0], want[0]) and got[1:] == want[1:]
-        assert np.array_equal(ours.g.view(np.uint32), theirs.g.view(np.uint32))
-        assert rng_ours.bit_generator.state == rng_theirs.bit_generator.state
+        pick = np.random.default_rng(4)
+        for attempt, count in enumerate([False, True, True, True, True]):
+            dev = np.sort(pick.choice(plane.size, 3000, replace=False))
+            lv = pick.integers(0, model.levels, dev.size)
+            target, state = model.targets[p][lv], model.state_of[p][lv]
+            got = ours.program(dev, target, state, model, rng_ours, attempt, count)
+            want = _reference_program(theirs, dev, target, state, model, rng_theirs, attempt, count)
+            assert np.array_equal(got.pulses, want[0])
+            assert (got.energy_j, got.verify_failures, got.newly_stuck) == want[1:4]
+            assert (got.stuck is None) == (want[4] is None)
+            assert got.stuck is None or np.array_equal(got.stuck, want[4])
+            _same_planes([ours], [theirs])
+            assert rng_ours.bit_generator.state == rng_theirs.bit_generator.state
+
+
+@pytest.mark.parametrize("device", PROGRAMMING_CASES)
+def test_compiled_commit_equals_the_numpy_code(device):
+    """DeviceStore.commit against the numpy code it replaced over several commits (large and
+    small moves, the clock advancing): the CommitReport, every device array and counter, the
+    writes, energy, decoded weights and the generator state, bit for bit."""
+    import copy
+
+    ours, hidden, _ = make_store(shape=(90, 70), **device)
+    theirs = copy.deepcopy(ours)
+    move = np.random.default_rng(5)
+    h = hidden[0].copy()
+    for step in range(8):
+        h += move.normal(0, 0.5 if step % 3 == 0 else 0.05, h.shape).astype(np.float32)
+        got = ours.commit(0, h)
+        want = _reference_commit(theirs, 0, h)
+        for name, value in zip(("changed", "pulses", "energy_j", "pulse_steps", "stuck", "index"), want):
+            assert np.array_equal(getattr(got, name), value), name
+            assert np.asarray(getattr(got, name)).dtype == np.asarray(value).dtype, name
+        _same_planes(ours.layers[0].planes, theirs.layers[0].planes)
+        assert ours.statistics() == theirs.statistics()
+        assert np.array_equal(ours.layers[0].writes, theirs.layers[0].writes)
+        assert np.array_equal(ours.layers[0].weights.view(np.uint32), theirs.layers[0].weights.view(np.uint32))
+        assert ours.rng.bit_generator.state == theirs.rng.bit_generator.state
+        ours.advance_time_s(10.0)
+        theirs.advance_time_s(10.0)
+    stats = ours.statistics()
+    assert stats["writes_total"] > 0
+    if device.get("endurance_model") == "lognormal":
+        assert stats["stuck_worn_out"] > 0 and stats["stuck_requests"] > 0
+    if device.get("stuck_at_fault_rate"):
+        assert stats["stuck_skipped_writes"] > 0 or stats["stuck_requests"] > 0
 
 
 def _reference_decode(store, layer, index):

@@ -8,16 +8,19 @@ each pulse, over the devices still outside tolerance, all at once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.devices.kernels import pulse_step
+from archsim.devices.kernels import gather_write_state, pulse_step, refuse_stuck, store_programmed
 from archsim.devices.normal import standard_normal, standard_normal_into
 from archsim.devices.model import DeviceModel
 
 _EMPTY = np.zeros(0, dtype=np.float64)
 _EVERY = np.zeros(0, dtype=np.int64)  # positions placeholder: every device
+_NO_COUNTS = np.zeros(0, dtype=np.uint32)  # absent per-device uint32 array (wear, event)
+_NO_FLOAT32 = np.zeros(0, dtype=np.float32)  # absent per-device float32 array
 
 
 def smallest_unsigned(counts: np.ndarray) -> np.ndarray:
@@ -113,25 +116,9 @@ class DevicePlane:
     def stuck_count(self) -> int:
         return int(np.count_nonzero(self.stuck))
 
-    def wear(self, model: DeviceModel, index: np.ndarray) -> np.ndarray:
-        source = self.pulses if model.config.endurance_unit == "pulses" else self.programs
-        return source[index]
-
-    def _wear_out(self, model: DeviceModel, index: np.ndarray, skip: np.ndarray) -> int:
-        """Devices of ``index`` whose wear reached their endurance become stuck (``skip`` |= them)."""
-        worn = ~skip & (self.wear(model, index) >= self.endurance[index])  # type: ignore[index]
-        if not worn.any():
-            return 0
-        worn_idx = index[worn]
-        self.stuck[worn_idx] = True
-        cfg = model.config
-        if cfg.stuck_state == "g_min":
-            self.g[worn_idx] = np.float32(cfg.g_min_s)
-        elif cfg.stuck_state == "g_max":
-            self.g[worn_idx] = np.float32(cfg.g_max_s)
-        skip |= worn
-        self.worn_out += int(worn_idx.size)
-        return int(worn_idx.size)
+    def wear(self, model: DeviceModel) -> np.ndarray:
+        """The counter endurance is spent on, per device: pulses or programs (writes)."""
+        return self.pulses if model.config.endurance_unit == "pulses" else self.programs
 
     def program(
         self,
@@ -143,107 +130,155 @@ class DevicePlane:
         event: int = 0,
         count: bool = True,
     ) -> ProgramResult:
-        """Write-verify the devices ``index`` (flat int indices) to ``target_g`` (float32, S).
+        """Write-verify the devices ``index`` (distinct flat int indices) to ``target_g``
+        (float32, S).
 
         Stuck devices are skipped (0 pulses, conductance kept, ``ProgramResult.stuck``); a
         device whose wear has reached its endurance becomes stuck here instead of being
         programmed. ``event`` is the store's programming-event index (drift ages a device
         from the time of that event). ``count=False`` (initial programming) leaves the wear,
         write, pulse and stuck-request counters untouched.
+
+        Random draws, in this order: the cycle-to-cycle spread of every pulse round, the
+        post-verify relaxation, the direction of the slow relaxation. Each phase is one
+        compiled pass over the devices (archsim/devices/kernels.py).
         """
         n = index.size
         pulses_out = np.zeros(n, dtype=np.uint32)
         result = ProgramResult(pulses=pulses_out)
         if n == 0:
             return result
-        skip = self.stuck[index]
-        if self.endurance is not None and count:
-            result.newly_stuck = self._wear_out(model, index, skip)
-        positions = None
-        if skip.any():
+        skip = np.empty(n, dtype=bool)
+        positions = np.empty(n, dtype=np.int64)
+        wears_out = self.endurance is not None and count
+        kept, worn = refuse_stuck(
+            index,
+            self.stuck,
+            self.wear(model) if wears_out else _NO_COUNTS,
+            self.endurance if wears_out else _NO_FLOAT32,  # type: ignore[arg-type]
+            self.g,
+            _stuck_conductance(model),
+            skip,
+            positions,
+        )
+        self.worn_out += worn
+        result.newly_stuck = worn
+        if kept < n:
             result.stuck = skip
             if count:
-                self.stuck_requests += int(np.count_nonzero(skip))
-            positions = np.flatnonzero(~skip)
-            if positions.size == 0:
+                self.stuck_requests += n - kept
+            if kept == 0:
                 return result
-        dev = index if positions is None else index[positions]
-        target = target_g if positions is None else target_g[positions]
-        state = target_state if positions is None else target_state[positions]
-        pulses, failures, energy = self._write_verify(dev, target, state, model, rng)
-        if positions is None:
-            pulses_out[:] = pulses
-        else:
-            pulses_out[positions] = pulses
-        result.verify_failures = failures
-        result.energy_j = energy
-        if count:
-            self.programs[dev] += np.uint32(1)
-            self.pulses[dev] += pulses
-        if self.program_event is not None:
-            self.program_event[dev] = event
+        positions = positions[:kept]
+        work = self._gather(index, positions, target_g, target_state, model)
+        result.verify_failures, result.energy_j = self._write_verify(work, model, rng)
+        relax = standard_normal(rng, kept) if model.state_relax.any() else _EMPTY
+        amplitude = _EMPTY
         if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
-            self.relax_amplitude[dev] = model.state_relax[state] * standard_normal(rng, dev.size)
+            amplitude = standard_normal(rng, kept)
+        store_programmed(
+            work.devices, positions, work.state, work.g, work.pulses, model.state_relax, relax,
+            amplitude, count, event, self.g, self.programs, self.pulses,
+            _NO_COUNTS if self.program_event is None else self.program_event,
+            _NO_FLOAT32 if self.relax_amplitude is None else self.relax_amplitude,
+            pulses_out,
+        )
         return result
 
-    def _write_verify(
+    def _gather(
         self,
-        dev: np.ndarray,
-        target: np.ndarray,
-        state: np.ndarray,
+        index: np.ndarray,
+        positions: np.ndarray,
+        target_g: np.ndarray,
+        target_state: np.ndarray,
         model: DeviceModel,
-        rng: np.random.Generator,
-    ) -> tuple[np.ndarray, int, float]:
+    ) -> "_WriteVerify":
+        """The working arrays of the write-verify loop for the requests ``positions``."""
+        m = positions.size
+        work = _WriteVerify(
+            devices=np.empty(m, dtype=np.int64),
+            state=np.empty(m, dtype=target_state.dtype),
+            g=np.empty(m, dtype=np.float64),
+            target=np.empty(m, dtype=np.float64),
+            gain=_EMPTY if self.gain is None else np.empty(m, dtype=np.float64),
+            sigma=np.empty(m, dtype=np.float64) if model.state_c2c.any() else _EMPTY,
+            pulses=np.zeros(m, dtype=np.uint32),
+            before=np.empty(m, dtype=np.float64),
+            after=np.empty(m, dtype=np.float64),
+        )
+        gather_write_state(
+            index, positions, target_g, target_state, self.g,
+            _NO_FLOAT32 if self.gain is None else self.gain,
+            model.state_c2c if work.sigma.size else _EMPTY,
+            work.devices, work.state, work.g, work.target, work.gain, work.sigma,
+        )
+        return work
+
+    def _write_verify(self, work: "_WriteVerify", model: DeviceModel, rng: np.random.Generator) -> tuple[int, float]:
         """The loop: pulse, verify, keep pulsing the devices outside tolerance.
 
         A pulse moves a device from G to ``G + k (G_target - G) + N(0, sigma_c2c(target))``
         (k = its device-to-device gain, 1 by default); the verify read then keeps it in the
-        loop while ``|G - G_target| > tolerance``. The first pulse works on the whole arrays,
-        later ones on the positions still outside tolerance. Returns the pulses per device,
-        how many devices were still
-        outside tolerance after ``max_pulses`` and the energy of all pulses and verify reads,
-        each pulse priced from the conductance before and after it.
+        loop while ``|G - G_target| > tolerance``. The first pulse works on every device of
+        ``work``, later ones on the positions still outside tolerance. Updates ``work.g`` and
+        ``work.pulses``; returns how many devices were still outside tolerance after
+        ``max_pulses`` and the energy of all pulses and verify reads, each pulse priced from
+        the conductance before and after it.
         """
         cfg = model.config
-        n = dev.size
-        g = self.g[dev].astype(np.float64)
-        tgt = target.astype(np.float64)
-        gain = None if self.gain is None else self.gain[dev].astype(np.float64)
-        sigma = model.state_c2c[state] if model.state_c2c.any() else None
-        pulses = np.zeros(n, dtype=np.uint32)
+        n = work.g.size
         tol = model.tolerance_s
         pulse_g = verify_g = 0.0  # sums over pulses of the conductance each one is priced at
         pulse_count = 0
         trapezoid = cfg.pulse_energy_conductance == "trapezoid"
-        gain_arr = _EMPTY if gain is None else gain
-        sigma_arr = _EMPTY if sigma is None else sigma
-        before, after = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
-        outside = np.empty(n, dtype=np.int64)
-        relax = model.state_relax.any()
-        normals = np.empty(n, dtype=np.float64) if sigma is not None or relax else _EMPTY  # draws, reused
+        before, after = work.before, work.after
+        # positions still outside tolerance: a round reads one buffer and writes the other
+        buffers = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
         pos = _EVERY  # the first pulse works on every device
+        normals = np.empty(n, dtype=np.float64) if work.sigma.size else _EMPTY  # draws, reused
         count = n
-        for _ in range(cfg.max_pulses):
+        for round_ in range(cfg.max_pulses):
             if count == 0:
                 break
+            outside = buffers[round_ % 2]
             draws = _EMPTY
-            if sigma is not None:
+            if work.sigma.size:
                 draws = normals[:count]
                 standard_normal_into(rng, draws)
-            left = pulse_step(pos, pos is _EVERY, g, tgt, gain_arr, sigma_arr, draws, tol, pulses,
-                              before, after, outside)
+            left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
+                              tol, work.pulses, before, after, outside)
             g_a, new = before[:count], after[:count]
             total_new = float(new.sum())
             pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
             verify_g += total_new
             pulse_count += count
-            pos, count = outside[:left].copy(), left
-        if pos is _EVERY:  # max_pulses == 0
-            pos = np.arange(n)
-        failures = int(pos.size)
-        if relax:
-            standard_normal_into(rng, normals)
-            g += model.state_relax[state] * normals
-            np.maximum(g, 0.0, out=g)
-        self.g[dev] = g  # float64 -> float32; exact for ideal devices (float32 targets)
-        return pulses, failures, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
+            pos, count = outside[:left], left
+        # count: devices still outside tolerance (all of them when max_pulses == 0)
+        return count, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
+
+
+@dataclass
+class _WriteVerify:
+    """Working arrays of one write-verify (length: the devices programmed): flat index,
+    target state, conductance (float64, updated by the pulses), target, gain and c2c sigma
+    (float64; empty when absent), pulses applied (uint32), and the float64 scratch arrays a round prices its pulses from."""
+
+    devices: np.ndarray
+    state: np.ndarray
+    g: np.ndarray
+    target: np.ndarray
+    gain: np.ndarray
+    sigma: np.ndarray
+    pulses: np.ndarray
+    before: np.ndarray  # conductance before and after each pulse of a round
+    after: np.ndarray
+
+
+def _stuck_conductance(model: DeviceModel) -> float:
+    """Conductance (S) a worn-out device is left at; NaN: it keeps its last one."""
+    cfg = model.config
+    if cfg.stuck_state == "g_min":
+        return float(np.float32(cfg.g_min_s))
+    if cfg.stuck_state == "g_max":
+        return float(np.float32(cfg.g_max_s))
+    return math.nan

@@ -97,3 +97,208 @@ def decode_weights(
         weights[i] = np.float32(np.float64(level_values[k]) + deviation * weight_per_siemens)
         if has_std:
             read_std[i] = np.float32(math.sqrt(square) * noise_per_siemens)
+
+
+# --------------------------------------------------------------------------- programming
+# DevicePlane.program and DeviceStore.commit touch the layer-sized per-device arrays (3.2 M
+# elements for the paper's first layer) at the random positions of the changed weights. As
+# numpy code every gather and scatter was a pass of its own over those positions, each
+# missing the cache anew; the kernels below make one pass per phase of the programming
+# (which devices, their write-verify state, the write-back) and touch each array once.
+
+
+@numba.njit(**_JIT)
+def plane_requests(
+    index: np.ndarray,
+    old_levels: np.ndarray,
+    new_levels: np.ndarray,
+    targets: np.ndarray,
+    state_of: np.ndarray,
+    devices: np.ndarray,
+    target_g: np.ndarray,
+    target_state: np.ndarray,
+    where: np.ndarray,
+) -> int:
+    """The devices of one plane to program for the changed weights ``index`` (flat).
+
+    A device is programmed when its target ``targets[new level]`` differs from the old one
+    (a differential pair moving between two positive levels leaves G- alone). For each, in
+    ``index`` order: its flat index (``devices``), target conductance and state (``target_g``,
+    ``target_state``) and its position in ``index`` (``where``). Returns how many.
+    """
+    count = 0
+    for j in range(index.size):
+        i = index[j]
+        new = new_levels[i]
+        target = targets[new]
+        if target != targets[old_levels[i]]:
+            devices[count] = i
+            target_g[count] = target
+            target_state[count] = state_of[new]
+            where[count] = j
+            count += 1
+    return count
+
+
+@numba.njit(**_JIT)
+def refuse_stuck(
+    index: np.ndarray,
+    stuck: np.ndarray,
+    wear: np.ndarray,
+    endurance: np.ndarray,
+    g: np.ndarray,
+    stuck_g: float,
+    skip: np.ndarray,
+    positions: np.ndarray,
+) -> tuple[int, int]:
+    """Which of the devices ``index`` can be programmed.
+
+    A stuck device is refused (``skip[j]`` True). With ``endurance`` (empty: infinite), a
+    device whose ``wear`` has reached its endurance wears out now: it becomes stuck, its
+    conductance goes to ``stuck_g`` (NaN: it keeps its last one), and it is refused too. The
+    positions j of the devices to program go, in order, to ``positions``. Returns (how many
+    to program, how many wore out). ``index`` holds no device twice.
+    """
+    wears_out = endurance.size > 0
+    set_g = not math.isnan(stuck_g)
+    kept = 0
+    worn = 0
+    for j in range(index.size):
+        i = index[j]
+        refused = stuck[i]
+        # numpy compares uint32 with float32 in float64: exact for both
+        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
+            stuck[i] = True
+            if set_g:
+                g[i] = stuck_g
+            worn += 1
+            refused = True
+        skip[j] = refused
+        positions[kept] = j
+        kept += not refused
+    return kept, worn
+
+
+@numba.njit(**_JIT)
+def gather_write_state(
+    index: np.ndarray,
+    positions: np.ndarray,
+    requested_g: np.ndarray,
+    requested_state: np.ndarray,
+    g_plane: np.ndarray,
+    gain_plane: np.ndarray,
+    state_c2c: np.ndarray,
+    devices: np.ndarray,
+    state: np.ndarray,
+    g: np.ndarray,
+    target: np.ndarray,
+    gain: np.ndarray,
+    sigma: np.ndarray,
+) -> None:
+    """The write-verify loop's working arrays for the requests ``positions`` of ``index``.
+
+    Per device j (request k = ``positions[j]``, device ``index[k]``): its flat index and
+    target state, its conductance and target in float64, its gain (none when ``gain_plane``
+    is empty) and the cycle-to-cycle sigma of its target state (none when ``state_c2c`` is
+    empty).
+    """
+    has_gain = gain_plane.size > 0
+    has_sigma = state_c2c.size > 0
+    for j in range(positions.size):
+        k = positions[j]
+        i = index[k]
+        s = requested_state[k]
+        devices[j] = i
+        state[j] = s
+        g[j] = np.float64(g_plane[i])
+        target[j] = np.float64(requested_g[k])
+        if has_gain:
+            gain[j] = np.float64(gain_plane[i])
+        if has_sigma:
+            sigma[j] = state_c2c[s]
+
+
+@numba.njit(**_JIT)
+def store_programmed(
+    devices: np.ndarray,
+    positions: np.ndarray,
+    state: np.ndarray,
+    g: np.ndarray,
+    pulses: np.ndarray,
+    state_relax: np.ndarray,
+    relax_draws: np.ndarray,
+    amplitude_draws: np.ndarray,
+    count: bool,
+    event: int,
+    g_plane: np.ndarray,
+    programs: np.ndarray,
+    plane_pulses: np.ndarray,
+    program_event: np.ndarray,
+    relax_amplitude: np.ndarray,
+    pulses_out: np.ndarray,
+) -> None:
+    """Write the result of the write-verify loop back into the plane.
+
+    Per device j: the post-verify relaxation ``G + relax[state] * relax_draws[j]`` floored at
+    0 (none when ``relax_draws`` is empty), stored as float32; its pulses at its request's
+    position in ``pulses_out``; with ``count``, one more program and its pulses on the
+    device's counters; the programming ``event`` (when ``program_event`` is not empty) and
+    the slow-relaxation amplitude ``relax[state] * amplitude_draws[j]`` (when
+    ``relax_amplitude`` is not empty).
+    """
+    relaxes = relax_draws.size > 0
+    has_event = program_event.size > 0
+    has_amplitude = relax_amplitude.size > 0
+    for j in range(devices.size):
+        i = devices[j]
+        new = g[j]
+        if relaxes:
+            new = new + state_relax[state[j]] * relax_draws[j]
+            if new < 0.0:  # np.maximum(g, 0.0): NaN stays NaN
+                new = 0.0
+        g_plane[i] = np.float32(new)
+        pulses_out[positions[j]] = pulses[j]
+        if count:
+            programs[i] += np.uint32(1)
+            plane_pulses[i] += pulses[j]
+        if has_event:
+            program_event[i] = np.uint32(event)
+        if has_amplitude:
+            relax_amplitude[i] = np.float32(state_relax[state[j]] * amplitude_draws[j])
+
+
+@numba.njit(**_JIT)
+def merge_plane_pulses(
+    where: np.ndarray,
+    plane_pulses: np.ndarray,
+    pulses: np.ndarray,
+    steps: np.ndarray,
+    requested: np.ndarray,
+) -> None:
+    """Add one plane's pulses to the changed weights at ``where``: ``pulses`` (all devices of
+    a weight), ``steps`` (the larger of the pair) and ``requested`` (a device was asked)."""
+    for j in range(where.size):
+        w = where[j]
+        p = plane_pulses[j]
+        pulses[w] += p
+        if p > steps[w]:
+            steps[w] = p
+        requested[w] = True
+
+
+@numba.njit(**_JIT)
+def count_writes(
+    index: np.ndarray, requested: np.ndarray, pulses: np.ndarray, writes: np.ndarray, stuck: np.ndarray
+) -> int:
+    """One write more for every changed weight ``index`` that took a pulse; a weight whose
+    devices were requested but took none had them all stuck (``stuck``: not a write, as a
+    device that is not stuck takes at least one pulse). Returns how many were stuck."""
+    skipped = 0
+    for j in range(index.size):
+        refused = requested[j] and pulses[j] == 0
+        stuck[j] = refused
+        if refused:
+            skipped += 1
+        else:
+            writes[index[j]] += np.uint32(1)
+    return skipped

@@ -29,7 +29,7 @@ import numpy as np
 
 from archsim.config.device import DeviceConfig
 from archsim.devices.arrays import DevicePlane
-from archsim.devices.kernels import decode_weights
+from archsim.devices.kernels import count_writes, decode_weights, merge_plane_pulses, plane_requests
 from archsim.devices.model import DeviceModel
 from archsim.devices.normal import scaled_normal_into
 from archsim.learning.quantizer import Quantizer
@@ -308,40 +308,29 @@ class DeviceStore:
             none = np.zeros(0, dtype=np.uint32)
             return CommitReport(changed=changed, pulses=none, energy_j=0.0, pulse_steps=none,
                                 stuck=np.zeros(0, dtype=bool), index=index)
-        lv_old = state.levels.ravel()[index]
-        lv_new = new_levels.ravel()[index]
+        old_levels = state.levels.reshape(-1)
         state.levels = new_levels
         pulses = np.zeros(index.size, dtype=np.uint32)
         steps = np.zeros(index.size, dtype=np.uint32)
         requested = np.zeros(index.size, dtype=bool)
         energy = 0.0
         event = self._program_event()
+        devices = np.empty(index.size, dtype=np.int64)
+        target_g = np.empty(index.size, dtype=np.float32)
+        target_state = np.empty(index.size, dtype=np.uint8)
+        where = np.empty(index.size, dtype=np.int64)
         for p, plane in enumerate(state.planes):
-            targets = model.targets[p]
-            new_target = targets[lv_new]
-            need = new_target != targets[lv_old]
-            if not need.any():
+            need = plane_requests(index, old_levels, new_levels.reshape(-1), model.targets[p],
+                                  model.state_of[p], devices, target_g, target_state, where)
+            if need == 0:
                 continue
-            every = bool(need.all())
-            where = slice(None) if every else need
-            res = plane.program(
-                index if every else index[need],
-                new_target if every else new_target[need],
-                model.state_of[p][lv_new if every else lv_new[need]],
-                model,
-                self.rng,
-                event,
-            )
-            pulses[where] += res.pulses
-            steps[where] = np.maximum(steps[where], res.pulses)
-            requested[where] = True
+            res = plane.program(devices[:need], target_g[:need], target_state[:need], model,
+                                self.rng, event)
+            merge_plane_pulses(where[:need], res.pulses, pulses, steps, requested)
             energy += res.energy_j
             self.verify_failures += res.verify_failures
-        # A device that is not stuck takes >= 1 pulse, so "no pulse" means "all stuck".
-        stuck = requested & (pulses == 0)
-        written = index if not stuck.any() else index[~stuck]
-        state.writes.ravel()[written] += np.uint32(1)
-        self.stuck_skipped_writes += int(index.size - written.size)
+        stuck = np.empty(index.size, dtype=bool)
+        self.stuck_skipped_writes += count_writes(index, requested, pulses, state.writes.reshape(-1), stuck)
         state.version += 1
         self._decode(state, index)
         self.energy_j += energy

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.devices.kernels import gather_write_state, pulse_step, refuse_stuck, store_programmed
+from archsim.devices.kernels import prepare_write_verify, pulse_step, store_programmed
 from archsim.devices.normal import standard_normal, standard_normal_into
 from archsim.devices.model import DeviceModel
 
@@ -150,16 +150,16 @@ class DevicePlane:
             return result
         skip = np.empty(n, dtype=bool)
         positions = np.empty(n, dtype=np.int64)
+        work = _WriteVerify.allocate(n, target_state.dtype, self.gain is not None, bool(model.state_c2c.any()))
         wears_out = self.endurance is not None and count
-        kept, worn = refuse_stuck(
-            index,
-            self.stuck,
+        kept, worn = prepare_write_verify(
+            index, target_g, target_state, self.stuck,
             self.wear(model) if wears_out else _NO_COUNTS,
             self.endurance if wears_out else _NO_FLOAT32,  # type: ignore[arg-type]
-            self.g,
-            _stuck_conductance(model),
-            skip,
-            positions,
+            _stuck_conductance(model), self.g,
+            _NO_FLOAT32 if self.gain is None else self.gain,
+            model.state_c2c if work.sigma.size else _EMPTY,
+            skip, positions, work.devices, work.state, work.g, work.target, work.gain, work.sigma,
         )
         self.worn_out += worn
         result.newly_stuck = worn
@@ -169,8 +169,8 @@ class DevicePlane:
                 self.stuck_requests += n - kept
             if kept == 0:
                 return result
+            work = work.first(kept)
         positions = positions[:kept]
-        work = self._gather(index, positions, target_g, target_state, model)
         result.verify_failures, result.energy_j = self._write_verify(work, model, rng)
         relax = standard_normal(rng, kept) if model.state_relax.any() else _EMPTY
         amplitude = _EMPTY
@@ -184,35 +184,6 @@ class DevicePlane:
             pulses_out,
         )
         return result
-
-    def _gather(
-        self,
-        index: np.ndarray,
-        positions: np.ndarray,
-        target_g: np.ndarray,
-        target_state: np.ndarray,
-        model: DeviceModel,
-    ) -> "_WriteVerify":
-        """The working arrays of the write-verify loop for the requests ``positions``."""
-        m = positions.size
-        work = _WriteVerify(
-            devices=np.empty(m, dtype=np.int64),
-            state=np.empty(m, dtype=target_state.dtype),
-            g=np.empty(m, dtype=np.float64),
-            target=np.empty(m, dtype=np.float64),
-            gain=_EMPTY if self.gain is None else np.empty(m, dtype=np.float64),
-            sigma=np.empty(m, dtype=np.float64) if model.state_c2c.any() else _EMPTY,
-            pulses=np.zeros(m, dtype=np.uint32),
-            before=np.empty(m, dtype=np.float64),
-            after=np.empty(m, dtype=np.float64),
-        )
-        gather_write_state(
-            index, positions, target_g, target_state, self.g,
-            _NO_FLOAT32 if self.gain is None else self.gain,
-            model.state_c2c if work.sigma.size else _EMPTY,
-            work.devices, work.state, work.g, work.target, work.gain, work.sigma,
-        )
-        return work
 
     def _write_verify(self, work: "_WriteVerify", model: DeviceModel, rng: np.random.Generator) -> tuple[int, float]:
         """The loop: pulse, verify, keep pulsing the devices outside tolerance.
@@ -272,6 +243,27 @@ class _WriteVerify:
     pulses: np.ndarray
     before: np.ndarray  # conductance before and after each pulse of a round
     after: np.ndarray
+
+    @classmethod
+    def allocate(cls, n: int, state_dtype: np.dtype, gain: bool, sigma: bool) -> "_WriteVerify":
+        """Arrays for up to ``n`` devices; gain and sigma empty when absent."""
+        return cls(
+            devices=np.empty(n, dtype=np.int64),
+            state=np.empty(n, dtype=state_dtype),
+            g=np.empty(n, dtype=np.float64),
+            target=np.empty(n, dtype=np.float64),
+            gain=np.empty(n, dtype=np.float64) if gain else _EMPTY,
+            sigma=np.empty(n, dtype=np.float64) if sigma else _EMPTY,
+            pulses=np.zeros(n, dtype=np.uint32),
+            before=np.empty(n, dtype=np.float64),
+            after=np.empty(n, dtype=np.float64),
+        )
+
+    def first(self, m: int) -> "_WriteVerify":
+        """The same arrays cut to their first ``m`` devices (views)."""
+        return _WriteVerify(*(a[:m] if a.size else a for a in (
+            self.devices, self.state, self.g, self.target, self.gain, self.sigma, self.pulses,
+            self.before, self.after)))
 
 
 def _stuck_conductance(model: DeviceModel) -> float:

@@ -108,7 +108,7 @@ def decode_weights(
 
 
 @numba.njit(**_JIT)
-def plane_requests(
+def device_requests(
     index: np.ndarray,
     old_levels: np.ndarray,
     new_levels: np.ndarray,
@@ -118,104 +118,97 @@ def plane_requests(
     target_g: np.ndarray,
     target_state: np.ndarray,
     where: np.ndarray,
-) -> int:
-    """The devices of one plane to program for the changed weights ``index`` (flat).
+    counts: np.ndarray,
+) -> None:
+    """The devices to program, per plane, for the changed weights ``index`` (flat).
 
-    A device is programmed when its target ``targets[new level]`` differs from the old one
-    (a differential pair moving between two positive levels leaves G- alone). For each, in
-    ``index`` order: its flat index (``devices``), target conductance and state (``target_g``,
-    ``target_state``) and its position in ``index`` (``where``). Returns how many.
+    ``targets`` and ``state_of`` are (planes, levels). A device is programmed when its target
+    ``targets[p, new level]`` differs from the old one (a differential pair moving between
+    two positive levels leaves G- alone). Per plane p, in ``index`` order: the device's flat
+    index (``devices[p]``), target conductance and state (``target_g[p]``,
+    ``target_state[p]``) and the weight's position in ``index`` (``where[p]``); ``counts[p]``
+    gets how many. Each weight's two levels are read once for both planes.
     """
-    count = 0
+    planes = targets.shape[0]
+    counts[:] = 0
     for j in range(index.size):
         i = index[j]
+        old = old_levels[i]
         new = new_levels[i]
-        target = targets[new]
-        if target != targets[old_levels[i]]:
-            devices[count] = i
-            target_g[count] = target
-            target_state[count] = state_of[new]
-            where[count] = j
-            count += 1
-    return count
+        for p in range(planes):
+            target = targets[p, new]
+            if target != targets[p, old]:
+                c = counts[p]
+                devices[p, c] = i
+                target_g[p, c] = target
+                target_state[p, c] = state_of[p, new]
+                where[p, c] = j
+                counts[p] = c + 1
 
 
 @numba.njit(**_JIT)
-def refuse_stuck(
+def prepare_write_verify(
     index: np.ndarray,
+    requested_g: np.ndarray,
+    requested_state: np.ndarray,
     stuck: np.ndarray,
     wear: np.ndarray,
     endurance: np.ndarray,
-    g: np.ndarray,
     stuck_g: float,
-    skip: np.ndarray,
-    positions: np.ndarray,
-) -> tuple[int, int]:
-    """Which of the devices ``index`` can be programmed.
-
-    A stuck device is refused (``skip[j]`` True). With ``endurance`` (empty: infinite), a
-    device whose ``wear`` has reached its endurance wears out now: it becomes stuck, its
-    conductance goes to ``stuck_g`` (NaN: it keeps its last one), and it is refused too. The
-    positions j of the devices to program go, in order, to ``positions``. Returns (how many
-    to program, how many wore out). ``index`` holds no device twice.
-    """
-    wears_out = endurance.size > 0
-    set_g = not math.isnan(stuck_g)
-    kept = 0
-    worn = 0
-    for j in range(index.size):
-        i = index[j]
-        refused = stuck[i]
-        # numpy compares uint32 with float32 in float64: exact for both
-        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
-            stuck[i] = True
-            if set_g:
-                g[i] = stuck_g
-            worn += 1
-            refused = True
-        skip[j] = refused
-        positions[kept] = j
-        kept += not refused
-    return kept, worn
-
-
-@numba.njit(**_JIT)
-def gather_write_state(
-    index: np.ndarray,
-    positions: np.ndarray,
-    requested_g: np.ndarray,
-    requested_state: np.ndarray,
     g_plane: np.ndarray,
     gain_plane: np.ndarray,
     state_c2c: np.ndarray,
+    skip: np.ndarray,
+    positions: np.ndarray,
     devices: np.ndarray,
     state: np.ndarray,
     g: np.ndarray,
     target: np.ndarray,
     gain: np.ndarray,
     sigma: np.ndarray,
-) -> None:
-    """The write-verify loop's working arrays for the requests ``positions`` of ``index``.
+) -> tuple[int, int]:
+    """Refuse the stuck devices among ``index`` and gather the write-verify loop's working
+    arrays for the others, in one pass.
 
-    Per device j (request k = ``positions[j]``, device ``index[k]``): its flat index and
-    target state, its conductance and target in float64, its gain (none when ``gain_plane``
-    is empty) and the cycle-to-cycle sigma of its target state (none when ``state_c2c`` is
-    empty).
+    A stuck device is refused (``skip[k]`` True). With ``endurance`` (empty: infinite), a
+    device whose ``wear`` has reached its endurance wears out now: it becomes stuck, its
+    conductance goes to ``stuck_g`` (NaN: it keeps its last one), and it is refused too.
+    Each device j to program (request k = ``positions[j]``, in order) gets its flat index
+    and target state, its conductance and target in float64, its gain (none when
+    ``gain_plane`` is empty) and the cycle-to-cycle sigma of its target state (none when
+    ``state_c2c`` is empty). Returns (how many to program, how many wore out). ``index``
+    holds no device twice.
     """
+    wears_out = endurance.size > 0
+    set_g = not math.isnan(stuck_g)
     has_gain = gain_plane.size > 0
     has_sigma = state_c2c.size > 0
-    for j in range(positions.size):
-        k = positions[j]
+    kept = 0
+    worn = 0
+    for k in range(index.size):
         i = index[k]
+        refused = stuck[i]
+        # numpy compares uint32 with float32 in float64: exact for both
+        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
+            stuck[i] = True
+            if set_g:
+                g_plane[i] = stuck_g
+            worn += 1
+            refused = True
+        skip[k] = refused
+        # written for every device, kept (the count advances) only for those programmed
         s = requested_state[k]
-        devices[j] = i
-        state[j] = s
-        g[j] = np.float64(g_plane[i])
-        target[j] = np.float64(requested_g[k])
+        positions[kept] = k
+        devices[kept] = i
+        state[kept] = s
+        g[kept] = np.float64(g_plane[i])
+        target[kept] = np.float64(requested_g[k])
         if has_gain:
-            gain[j] = np.float64(gain_plane[i])
+            gain[kept] = np.float64(gain_plane[i])
         if has_sigma:
-            sigma[j] = state_c2c[s]
+            sigma[kept] = state_c2c[s]
+        kept += not refused
+    return kept, worn
 
 
 @numba.njit(**_JIT)

@@ -29,7 +29,7 @@ import numpy as np
 
 from archsim.config.device import DeviceConfig
 from archsim.devices.arrays import DevicePlane
-from archsim.devices.kernels import count_writes, decode_weights, merge_plane_pulses, plane_requests
+from archsim.devices.kernels import count_writes, decode_weights, device_requests, merge_plane_pulses
 from archsim.devices.model import DeviceModel
 from archsim.devices.normal import scaled_normal_into
 from archsim.learning.quantizer import Quantizer
@@ -69,6 +69,7 @@ class DeviceStore:
         self.config = config
         self.model = DeviceModel.build(config, quantizer)
         self._targets = np.stack(self.model.targets)  # (planes, levels) float32, for the kernels
+        self._state_of = np.stack(self.model.state_of)  # (planes, levels) uint8
         self.rng = rng
         self._now_s = 0.0
         self._event_times = [0.0]  # clock time of every programming event (drift ages from it)
@@ -315,18 +316,21 @@ class DeviceStore:
         requested = np.zeros(index.size, dtype=bool)
         energy = 0.0
         event = self._program_event()
-        devices = np.empty(index.size, dtype=np.int64)
-        target_g = np.empty(index.size, dtype=np.float32)
-        target_state = np.empty(index.size, dtype=np.uint8)
-        where = np.empty(index.size, dtype=np.int64)
+        planes = len(state.planes)
+        devices = np.empty((planes, index.size), dtype=np.int64)
+        target_g = np.empty((planes, index.size), dtype=np.float32)
+        target_state = np.empty((planes, index.size), dtype=np.uint8)
+        where = np.empty((planes, index.size), dtype=np.int64)
+        need = np.empty(planes, dtype=np.int64)
+        device_requests(index, old_levels, new_levels.reshape(-1), self._targets, self._state_of,
+                        devices, target_g, target_state, where, need)
         for p, plane in enumerate(state.planes):
-            need = plane_requests(index, old_levels, new_levels.reshape(-1), model.targets[p],
-                                  model.state_of[p], devices, target_g, target_state, where)
-            if need == 0:
+            m = int(need[p])
+            if m == 0:
                 continue
-            res = plane.program(devices[:need], target_g[:need], target_state[:need], model,
+            res = plane.program(devices[p, :m], target_g[p, :m], target_state[p, :m], model,
                                 self.rng, event)
-            merge_plane_pulses(where[:need], res.pulses, pulses, steps, requested)
+            merge_plane_pulses(where[p, :m], res.pulses, pulses, steps, requested)
             energy += res.energy_j
             self.verify_failures += res.verify_failures
         stuck = np.empty(index.size, dtype=bool)

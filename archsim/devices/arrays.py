@@ -150,7 +150,8 @@ class DevicePlane:
             return result
         skip = np.empty(n, dtype=bool)
         positions = np.empty(n, dtype=np.int64)
-        work = _WriteVerify.allocate(n, target_state.dtype, self.gain is not None, bool(model.state_c2c.any()))
+        work = _WriteVerify.allocate(n, target_state.dtype, self.gain is not None,
+                                     bool(model.state_c2c.any()))
         wears_out = self.endurance is not None and count
         kept, worn = prepare_write_verify(
             index, target_g, target_state, self.stuck,
@@ -185,7 +186,7 @@ class DevicePlane:
         )
         return result
 
-    def _write_verify(self, work: "_WriteVerify", model: DeviceModel, rng: np.random.Generator) -> tuple[int, float]:
+    def _write_verify(self, work: _WriteVerify, model: DeviceModel, rng: np.random.Generator) -> tuple[int, float]:
         """The loop: pulse, verify, keep pulsing the devices outside tolerance.
 
         A pulse moves a device from G to ``G + k (G_target - G) + N(0, sigma_c2c(target))``
@@ -230,9 +231,11 @@ class DevicePlane:
 
 @dataclass
 class _WriteVerify:
-    """Working arrays of one write-verify (length: the devices programmed): flat index,
-    target state, conductance (float64, updated by the pulses), target, gain and c2c sigma
-    (float64; empty when absent), pulses applied (uint32), and the float64 scratch arrays a round prices its pulses from."""
+    """Working arrays of one write-verify, one element per device programmed: its flat
+    index, target state, conductance (float64, updated by the pulses), target, gain and c2c
+    sigma (float64; empty when absent), the pulses applied (uint32), and the conductances
+    before and after each pulse of a round (float64 scratch the round's energy is summed from).
+    """
 
     devices: np.ndarray
     state: np.ndarray
@@ -241,7 +244,7 @@ class _WriteVerify:
     gain: np.ndarray
     sigma: np.ndarray
     pulses: np.ndarray
-    before: np.ndarray  # conductance before and after each pulse of a round
+    before: np.ndarray
     after: np.ndarray
 
     @classmethod

@@ -101,10 +101,12 @@ def decode_weights(
 
 # --------------------------------------------------------------------------- programming
 # DevicePlane.program and DeviceStore.commit touch the layer-sized per-device arrays (3.2 M
-# elements for the paper's first layer) at the random positions of the changed weights. As
-# numpy code every gather and scatter was a pass of its own over those positions, each
-# missing the cache anew; the kernels below make one pass per phase of the programming
-# (which devices, their write-verify state, the write-back) and touch each array once.
+# elements for the paper's first layer) at the scattered positions of the changed weights,
+# where nearly every access misses the cache. As numpy code every gather and scatter was a
+# pass of its own over those positions (about ten per plane, plus the temporaries between
+# them); the kernels below make one pass per phase of the programming -- which devices of
+# which plane, their write-verify state, the write-back, the per-weight totals -- each
+# reading or writing every array it needs at a device's position while it is there.
 
 
 @numba.njit(**_JIT)

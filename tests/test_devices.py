@@ -684,7 +684,7 @@ def test_read_noise_kernel_gives_numpys_draws_and_generator_state(shape, buffere
         assert np.count_nonzero(np.abs(z) > 3.6541528853610088) > 300  # the tail branch ran
 
 
-def test_read_noise_kernel_refills_pipelines_and_falls_back_for_other_generators():
+def test_read_noise_kernel_refills_splits_and_falls_back_for_other_generators():
     from archsim.devices.normal import _fill, scaled_normal_into
 
     weights = np.linspace(-1, 1, 20_000, dtype=np.float32)
@@ -696,18 +696,63 @@ def test_read_noise_kernel_refills_pipelines_and_falls_back_for_other_generators
         assert np.array_equal(got, _numpy_read_noise(theirs, weights, std))
         assert ours.bit_generator.state == theirs.bit_generator.state
     big_w, big_std = np.resize(weights, 300_000), np.resize(std, 300_000)
-    for pipeline in (False, True):  # outputs taken in chunks by a worker thread, or at once
+    # outputs taken at once, or the fill split over two threads
+    for mode in ("sequential", "split"):
         ours, theirs = np.random.default_rng(8), np.random.default_rng(8)
         for _ in range(3):
             ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
             got = np.empty_like(big_w)
-            _fill(ours, big_w, big_std, got, pipeline=pipeline)
+            _fill(ours, big_w, big_std, got, mode=mode)
             assert np.array_equal(got, _numpy_read_noise(theirs, big_w, big_std))
             assert ours.bit_generator.state == theirs.bit_generator.state
     philox, reference = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
     got = np.empty_like(weights)
     scaled_normal_into(philox, weights, std, got)  # not a PCG64: numpy's own draws
     assert np.array_equal(got, _numpy_read_noise(reference, weights, std))
+
+
+def test_split_read_noise_fill_gives_numpys_draws_whichever_way_the_halves_meet():
+    """The split fill's two parses of the words meet where the true draws cross the cut, or
+    the worker runs out of words first, or (rarely) they never meet and one thread goes on:
+    on thousands of small fills every way ends with numpy's draws and generator state."""
+    from archsim.devices import normal
+
+    normal.SPLIT_OUTCOMES.clear()
+    for n in (1, 97, 200, 1000, 5000):  # <= ~130: every draw starts before the cut
+        weights = np.linspace(-1, 1, n, dtype=np.float32)
+        std = np.full(n, 0.25, dtype=np.float32)
+        for seed in range(1000):
+            ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+            if seed % 2:  # a buffered half-word first
+                ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+            got = np.empty_like(weights)
+            normal._fill(ours, weights, std, got, mode="split")
+            assert np.array_equal(got.view(np.uint32), _numpy_read_noise(theirs, weights, std).view(np.uint32))
+            assert ours.bit_generator.state == theirs.bit_generator.state
+    assert normal.SPLIT_OUTCOMES["met"] > 1000
+    # the two rare ways, forced: the worker's parse never meets this thread's, or it stops early
+    n = 50_000
+    weights, std = np.linspace(-1, 1, n, dtype=np.float32), np.full(n, 0.25, dtype=np.float32)
+    want = _numpy_read_noise(np.random.default_rng(3), weights, std)
+    words = np.random.default_rng(3).bit_generator.random_raw(n).view(np.uint32)
+    cut = n // 2
+    z, starts = np.empty(words.size - cut, dtype=np.float32), np.empty(words.size - cut, dtype=np.int32)
+    empty_f, empty_i = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
+    args = (normal._KI, normal._WI, normal._FI)
+    drawn, worker_end = normal._ziggurat_into(words, cut, 0, z, empty_f, empty_f, 0, 1 << 62, starts, *args)
+    for case in ("met", "never met", "met, worker ran out of words"):
+        got = np.empty(n, dtype=np.float32)
+        i, pos = normal._ziggurat_into(words, 0, 0, got, std, weights, 0, cut, empty_i, *args)
+        their_starts, their_drawn, their_end = starts, drawn, worker_end
+        if case == "never met":
+            their_starts = starts + 1_000_000
+        elif case != "met":
+            their_drawn = int(np.searchsorted(starts, pos)) + 3
+            their_end = int(starts[their_drawn])
+        normal.SPLIT_OUTCOMES.clear()
+        i, pos = normal._join_halves(words, i, pos, 0, z, their_starts, their_drawn, their_end, got, std, weights)
+        assert normal.SPLIT_OUTCOMES == {case: 1} and i == n
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), case
 
 
 def test_ziggurat_tables_match_the_installed_numpy():
@@ -977,15 +1022,15 @@ def test_compiled_decode_equals_the_numpy_formula(device):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_read_noise_pipeline_works_in_a_forked_child():
-    """The chunk worker thread of a parent does not exist in a forked child: the child must
+def test_split_read_noise_works_in_a_forked_child():
+    """The split worker thread of a parent does not exist in a forked child: the child must
     make its own instead of waiting forever on the parent's."""
     import multiprocessing
 
     from archsim.devices.normal import _fill
 
     w, std = np.zeros(200_000, dtype=np.float32), np.ones(200_000, dtype=np.float32)
-    _fill(np.random.default_rng(1), w, std, np.empty_like(w), pipeline=True)  # parent's worker
+    _fill(np.random.default_rng(1), w, std, np.empty_like(w), mode="split")  # parent's worker
     child = multiprocessing.get_context("fork").Process(target=_fill_in_child)
     child.start()
     child.join(60)
@@ -998,5 +1043,5 @@ def _fill_in_child() -> None:
     w, std = np.zeros(200_000, dtype=np.float32), np.ones(200_000, dtype=np.float32)
     ours, theirs = np.random.default_rng(2), np.random.default_rng(2)
     got = np.empty_like(w)
-    _fill(ours, w, std, got, pipeline=True)
+    _fill(ours, w, std, got, mode="split")
     os._exit(0 if np.array_equal(got, _numpy_read_noise(theirs, w, std)) else 1)

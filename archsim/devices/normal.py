@@ -31,6 +31,7 @@ fallback.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import threading
@@ -75,21 +76,26 @@ _KI, _WI, _FI = ziggurat_tables()
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  # pragma: no cover - compiled
-    """Draw ``out[i] = weights[i] + std[i] * z`` for i = start, ... from the 32-bit ``words``.
+def _ziggurat_into(words, pos, pending, out, std, weights, start, stop_word, starts, ki, wi, fi):  # pragma: no cover - compiled
+    """Draw ``out[i] = weights[i] + std[i] * z`` for i = start, ... from the 32-bit ``words``
+    (``out[i] = z`` when ``std`` is empty).
 
     ``pos`` is the next word; ``pos == -1`` means the next word is ``pending`` (the upper
-    half-word the generator buffered before this fill). Returns (next element, next word):
-    when the words run out inside element i, (i, the word at which i started), so the
-    caller can append words and continue.
+    half-word the generator buffered before this fill). No element starts at or after word
+    ``stop_word`` (one that starts before may use words past it). When ``starts`` is not
+    empty, ``starts[i]`` gets the word at which element i started. Returns (next element,
+    next word): when the words run out inside element i, (i, the word at which i started),
+    so the caller can append words and continue.
     """
     n = out.size
     nw = words.size
+    scale = std.size > 0
+    record = starts.size > 0
     r_f = np.float32(3.6541528853610088)
     inv_r_f = np.float32(0.27366123732975828)
     to_unit = np.float32(1.0 / 16777216.0)
     i = start
-    while i < n:
+    while i < n and pos < stop_word:
         first = pos
         z = np.float32(0.0)
         done = False
@@ -126,10 +132,23 @@ def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  
                 zz = np.float64(z)
                 if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * zz * zz):
                     done = True
-        scaled = z * std[i]
-        out[i] = scaled + weights[i]
+        if record:
+            starts[i] = first
+        if scale:
+            scaled = z * std[i]
+            out[i] = scaled + weights[i]
+        else:
+            out[i] = z
         i += 1
     return i, pos
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def _scale_into(z, std, weights, out):  # pragma: no cover - compiled
+    """``out = weights + std * z`` (float32), computed as :func:`_ziggurat_into` does."""
+    for i in numba.prange(out.size):
+        scaled = z[i] * std[i]
+        out[i] = scaled + weights[i]
 
 
 _CHECK_LOCK = threading.Lock()
@@ -181,14 +200,18 @@ def scaled_normal_into(rng: np.random.Generator, weights: np.ndarray, std: np.nd
 
 
 def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: np.ndarray,
-          refill_outputs: int | None = None, pipeline: bool | None = None) -> None:
-    """The fast path (PCG64 only).
+          refill_outputs: int | None = None, mode: str | None = None) -> None:
+    """The fast path (PCG64 only), in one of two ``modes`` giving the same draws:
 
-    With ``pipeline`` (default: when kernels may use more than one thread and the fill is
-    large) a worker thread takes the generator's 64-bit outputs in chunks, in order, while
-    the ziggurat consumes the chunks already there. ``refill_outputs`` (tests) sets the size
-    of the first and every further batch of outputs, to exercise running out of words
-    mid-draw.
+    * ``"sequential"``: the generator's 64-bit outputs taken at once, then one ziggurat pass;
+    * ``"split"`` (default when kernels may use more than one thread and the fill is large):
+      the outputs and the ziggurat both split in two halves run on two threads (see
+      :func:`_split_draws`). It replaced a pipeline (a worker taking the outputs in chunks
+      while the ziggurat used them): 3.2 M draws took 23 ms against the pipeline's 32 and
+      sequential 40 (same process, the other core partly busy).
+
+    ``refill_outputs`` (tests) sets the size of the first and every further batch of outputs
+    (sequential mode), to exercise running out of words mid-draw.
     """
     bitgen = rng.bit_generator
     flat_out = out.reshape(-1)
@@ -201,32 +224,14 @@ def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: n
     pos = -1 if state["has_uint32"] else 0  # -1: the buffered half-word comes first
     n = flat_out.size
     outputs = refill_outputs or n // 2 + n // 64 + 64  # ~1.2 % of draws need a second word
-    if pipeline is None:
-        pipeline = THREADS > 1 and n >= _PIPELINE_MIN and refill_outputs is None
-    raw = np.empty(outputs, dtype=np.uint64)
-    edges = np.linspace(0, outputs, _CHUNKS + 1 if pipeline else 2).astype(np.int64)
-    if pipeline:
-        pending_chunks = [_worker().submit(_raw_into, bitgen, raw, int(a), int(b))
-                          for a, b in zip(edges[:-1], edges[1:])]
+    if mode not in (None, "sequential", "split"):
+        raise ValueError(f"read-noise fill mode {mode!r}: use 'sequential' or 'split'")
+    if mode is None:
+        mode = "split" if THREADS > 1 and n >= _SPLIT_MIN and refill_outputs is None else "sequential"
+    if mode == "split" and n < _SPLIT_MAX:
+        words, i, pos = _split_draws(bitgen, state, outputs, pos, pending, flat_out, flat_std, flat_w)
     else:
-        raw[:] = bitgen.random_raw(outputs)
-    words = raw.view(np.uint32)
-    i = 0
-    try:
-        for c, end in enumerate(edges[1:]):
-            if pipeline:
-                pending_chunks[c].result()
-            i, pos = _ziggurat_into(words[: 2 * int(end)], pos, pending, flat_out, flat_std, flat_w, i,
-                                    _KI, _WI, _FI)
-            if i == n:
-                break
-    finally:
-        if pipeline:  # every chunk done or cancelled before the generator state is touched
-            for chunk in pending_chunks:
-                chunk.cancel()
-            for chunk in pending_chunks:
-                if not chunk.cancelled():
-                    chunk.result()
+        words, i, pos = _sequential_draws(bitgen, outputs, pos, pending, flat_out, flat_std, flat_w)
     dropped = 0  # 64-bit outputs dropped from the front of ``words`` by refills
     while i < n:
         # out of words inside element i: keep the words from its first on, append outputs
@@ -235,7 +240,8 @@ def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: n
         words = np.concatenate((words[keep_from:], extra))
         dropped += keep_from // 2
         pos -= keep_from
-        i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, i, _KI, _WI, _FI)
+        i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, i, _NO_STOP, _NO_STARTS,
+                                _KI, _WI, _FI)
     # n >= 1, so pos >= 0: rewind to the state before the fill, advance over every 64-bit
     # output touched and set the half-word buffer as numpy leaves it (an unused upper half is
     # buffered; otherwise numpy keeps the last buffered value, stale, with the flag cleared)
@@ -247,14 +253,104 @@ def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: n
     bitgen.state = after
 
 
-_CHUNKS = 8  # the worker stays ahead: outputs come ~2.5x faster than the ziggurat uses them
-_PIPELINE_MIN = 1 << 16
+_NO_STOP = 1 << 62  # stop_word: none
+_NO_STARTS = np.zeros(0, dtype=np.int32)
+_NO_SCALE = np.zeros(0, dtype=np.float32)
+_SPLIT_MAX = 1 << 30  # the split records word positions as int32
+
+
+def _sequential_draws(bitgen, outputs, pos, pending, flat_out, flat_std, flat_w):
+    """Sequential mode of :func:`_fill`: returns (words, next element, next word)."""
+    words = bitgen.random_raw(outputs).view(np.uint32)
+    i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, 0, _NO_STOP, _NO_STARTS,
+                            _KI, _WI, _FI)
+    return words, i, pos
+
+
+_SPLIT_SCRATCH = threading.local()
+SPLIT_OUTCOMES: collections.Counter[str] = collections.Counter()  # how split fills ended (tests)
+
+
+def _split_buffers(outputs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """This thread's scratch of the split mode, reused from fill to fill (fresh arrays of this
+    size cost their page faults at every read): the 64-bit outputs, and for the worker's
+    draws from the second half of the words on, the draws and the word each started at
+    (every draw takes at least one word)."""
+    words_after_cut = 2 * (outputs - outputs // 2)
+    cached = getattr(_SPLIT_SCRATCH, "buffers", None)
+    if cached is None or cached[0].size != outputs:
+        cached = (np.empty(outputs, dtype=np.uint64), np.empty(words_after_cut, dtype=np.float32),
+                  np.empty(words_after_cut, dtype=np.int32))
+        _SPLIT_SCRATCH.buffers = cached
+    return cached
+
+
+def _split_draws(bitgen, state, outputs, pos, pending, flat_out, flat_std, flat_w):
+    """Split mode of :func:`_fill`: the same draws as one sequential pass, on two threads.
+
+    The 64-bit outputs are cut at half: the worker takes the second half from a copy of the
+    generator advanced past the first (``PCG64.advance``), while this thread takes the first.
+    Then this thread draws the elements that start in the first half of the words, writing
+    them scaled into ``out``, while the worker draws speculatively from the first word of the
+    second half on, keeping each unscaled draw and the word it started at. Where a draw of
+    this thread ends is where the true sequence of draws crosses into the second half; almost
+    always (every draw but ~1 % takes one word) the worker also started a draw at that word,
+    and from there on its draws are the true ones: they are scaled into ``out`` in one parallel
+    pass. If it did not (the two parses never met), this thread simply goes on alone.
+    Returns (words, next element, next word) like :func:`_sequential_draws`.
+    """
+    raw, z, starts = _split_buffers(outputs)
+    half = outputs // 2
+    second = np.random.PCG64()
+    second.state = state
+    second.advance(half)
+    taken = _worker().submit(_raw_into, second, raw, half, outputs)
+    try:
+        raw[:half] = bitgen.random_raw(half)
+    finally:
+        taken.result()
+    bitgen.advance(outputs - half)  # where a sequential fill leaves it, for any refill
+    words = raw.view(np.uint32)
+    cut = 2 * half
+    ahead = _worker().submit(_ziggurat_into, words, cut, 0, z, _NO_SCALE, _NO_SCALE, 0, _NO_STOP, starts,
+                             _KI, _WI, _FI)
+    try:
+        i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, 0, cut, _NO_STARTS,
+                                _KI, _WI, _FI)
+    finally:
+        drawn, worker_end = ahead.result()
+    i, pos = _join_halves(words, i, pos, pending, z, starts, drawn, worker_end, flat_out, flat_std, flat_w)
+    return words, i, pos
+
+
+def _join_halves(words, i, pos, pending, z, starts, drawn, worker_end, flat_out, flat_std, flat_w):
+    """After the two parses of :func:`_split_draws`: this thread stopped at element ``i``,
+    word ``pos``; the worker made ``drawn`` draws ``z`` from the words ``starts`` and stopped
+    at word ``worker_end``. Returns (next element, next word) once every element is drawn or
+    the words ran out."""
+    n = flat_out.size
+    meet = int(starts[:drawn].searchsorted(np.int32(pos)))  # an int64 key would copy ``starts``
+    if i < n and meet < drawn and starts[meet] == pos:
+        take = min(drawn - meet, n - i)
+        _scale_into(z[meet:meet + take], flat_std[i:i + take], flat_w[i:i + take], flat_out[i:i + take])
+        pos = int(starts[meet + take]) if meet + take < drawn else worker_end
+        i += take
+        SPLIT_OUTCOMES["met" if i == n else "met, worker ran out of words"] += 1
+    elif i < n:
+        SPLIT_OUTCOMES["never met"] += 1
+    if i < n:  # the worker ran out of words, or the parses never met: go on from here
+        i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, i, _NO_STOP, _NO_STARTS,
+                                _KI, _WI, _FI)
+    return i, pos
+
+
+_SPLIT_MIN = 1 << 16
 _WORKER: list[tuple[int, ThreadPoolExecutor]] = []
 _WORKER_LOCK = threading.Lock()  # not _CHECK_LOCK: the self-check fills under that one
 
 
 def _worker() -> ThreadPoolExecutor:
-    """One worker thread per process: chunks submitted in order run in order. A forked child
+    """One worker thread per process: work submitted in order runs in order. A forked child
     gets its own (the parent's thread does not exist there)."""
     with _WORKER_LOCK:
         if not _WORKER or _WORKER[0][0] != os.getpid():

@@ -684,30 +684,101 @@ def test_read_noise_kernel_gives_numpys_draws_and_generator_state(shape, buffere
         assert np.count_nonzero(np.abs(z) > 3.6541528853610088) > 300  # the tail branch ran
 
 
-def test_read_noise_kernel_refills_pipelines_and_falls_back_for_other_generators():
+def test_read_noise_kernel_both_modes_and_falls_back_for_other_generators():
     from archsim.devices.normal import _fill, scaled_normal_into
 
     weights = np.linspace(-1, 1, 20_000, dtype=np.float32)
     std = np.full(20_000, 0.1, dtype=np.float32)
-    for batch in (1, 2, 3, 7, 64):  # run out of 64-bit outputs every few draws
-        ours, theirs = np.random.default_rng(batch), np.random.default_rng(batch)
-        got = np.empty_like(weights)
-        _fill(ours, weights, std, got, refill_outputs=batch)
-        assert np.array_equal(got, _numpy_read_noise(theirs, weights, std))
-        assert ours.bit_generator.state == theirs.bit_generator.state
     big_w, big_std = np.resize(weights, 300_000), np.resize(std, 300_000)
-    for pipeline in (False, True):  # outputs taken in chunks by a worker thread, or at once
+    for mode in ("sequential", "split"):  # one pass, or split over two threads
         ours, theirs = np.random.default_rng(8), np.random.default_rng(8)
-        for _ in range(3):
-            ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+        for k in range(4):
+            if k % 2:  # a buffered half-word first, or none
+                ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
             got = np.empty_like(big_w)
-            _fill(ours, big_w, big_std, got, pipeline=pipeline)
+            _fill(ours, big_w, big_std, got, mode=mode)
             assert np.array_equal(got, _numpy_read_noise(theirs, big_w, big_std))
             assert ours.bit_generator.state == theirs.bit_generator.state
+        assert ours.random() == theirs.random()
     philox, reference = np.random.Generator(np.random.Philox(3)), np.random.Generator(np.random.Philox(3))
     got = np.empty_like(weights)
     scaled_normal_into(philox, weights, std, got)  # not a PCG64: numpy's own draws
     assert np.array_equal(got, _numpy_read_noise(reference, weights, std))
+    with pytest.raises(ValueError, match="fill mode"):
+        _fill(np.random.default_rng(0), weights, std, got, mode="pipeline")
+
+
+def test_compiled_pcg64_steps_as_numpys():
+    """The fill's own PCG64 step (128-bit LCG, XSL-RR output) gives numpy's outputs, from any
+    word position, with the buffered half-word numpy would hold."""
+    from archsim.devices import normal
+
+    bitgen = np.random.PCG64(11)
+    bitgen.random_raw(5)
+    state = bitgen.state
+    outputs = np.random.PCG64(11)
+    outputs.state = state
+    raw = outputs.random_raw(8)
+    words = raw.view(np.uint32)  # little-endian: low half first
+    for pos in range(6):
+        gen = normal._generator_at(state, pos)
+        z = np.empty(1, dtype=np.float32)
+        starts = np.empty(1, dtype=np.int32)
+        _, after = normal._ziggurat_into(gen, pos, z, normal._NO_SCALE, normal._NO_SCALE, 0, 1,
+                                         normal._NO_STOP, starts, normal._KI, normal._WI, normal._FI)
+        walker = np.random.PCG64()
+        walker.state = state
+        walker.advance((after + 1) // 2)
+        assert (int(gen[0]) << 64 | int(gen[1])) == walker.state["state"]["state"]
+        assert int(gen[5]) == after % 2
+        assert int(gen[4]) == int(words[after if after % 2 else after - 1])
+
+
+def test_split_read_noise_fill_gives_numpys_draws_whichever_way_the_halves_meet():
+    """The split fill's two passes meet where the true draws cross the cut, or the worker
+    stops short, or (rarely) they never meet and one thread goes on: on thousands of small
+    fills, and on each way forced, the fill ends with numpy's draws and generator state."""
+    from archsim.devices import normal
+
+    normal.SPLIT_OUTCOMES.clear()
+    for n in (1, 3, 200, 1000, 5000):
+        weights = np.linspace(-1, 1, n, dtype=np.float32)
+        std = np.full(n, 0.25, dtype=np.float32)
+        for seed in range(1000):
+            ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+            if seed % 2:  # a buffered half-word first
+                ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+            got = np.empty_like(weights)
+            normal._fill(ours, weights, std, got, mode="split")
+            assert np.array_equal(got.view(np.uint32), _numpy_read_noise(theirs, weights, std).view(np.uint32))
+            assert ours.bit_generator.state == theirs.bit_generator.state
+    assert normal.SPLIT_OUTCOMES["met"] > 1000
+    n, cut = 50_000, 25_000
+    weights, std = np.linspace(-1, 1, n, dtype=np.float32), np.full(n, 0.25, dtype=np.float32)
+    reference = np.random.default_rng(3)
+    want = _numpy_read_noise(reference, weights, std)
+    state = np.random.default_rng(3).bit_generator.state
+    args = (normal._KI, normal._WI, normal._FI)
+    z, starts = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.int32)
+    drawn, ahead_end = normal._ziggurat_into(normal._generator_at(state, cut), cut, z, normal._NO_SCALE,
+                                             normal._NO_SCALE, 0, n, normal._NO_STOP, starts, *args)
+    for case in ("met", "never met", "met, worker stopped early"):
+        got = np.empty(n, dtype=np.float32)
+        gen = normal._generator_at(state, 0)
+        i, pos = normal._ziggurat_into(gen, 0, got, std, weights, 0, n, cut, normal._NO_STARTS, *args)
+        their_starts, their_drawn, their_end = starts, drawn, ahead_end
+        if case == "never met":
+            their_starts = starts + 1_000_000
+        elif case != "met":
+            their_drawn = int(np.searchsorted(starts, pos)) + 3
+            their_end = int(starts[their_drawn])
+        normal.SPLIT_OUTCOMES.clear()
+        gen = normal._join_halves(state, gen, i, pos, z, their_starts, their_drawn, their_end, got, std, weights)
+        assert normal.SPLIT_OUTCOMES == {case: 1}
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), case
+        bitgen = np.random.PCG64()
+        normal._set_generator(bitgen, state, gen)
+        assert bitgen.state == reference.bit_generator.state, case
 
 
 def test_ziggurat_tables_match_the_installed_numpy():
@@ -1116,15 +1187,15 @@ def test_compiled_decode_equals_the_numpy_formula(device):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_read_noise_pipeline_works_in_a_forked_child():
-    """The chunk worker thread of a parent does not exist in a forked child: the child must
+def test_split_read_noise_works_in_a_forked_child():
+    """The split worker thread of a parent does not exist in a forked child: the child must
     make its own instead of waiting forever on the parent's."""
     import multiprocessing
 
     from archsim.devices.normal import _fill
 
     w, std = np.zeros(200_000, dtype=np.float32), np.ones(200_000, dtype=np.float32)
-    _fill(np.random.default_rng(1), w, std, np.empty_like(w), pipeline=True)  # parent's worker
+    _fill(np.random.default_rng(1), w, std, np.empty_like(w), mode="split")  # parent's worker
     child = multiprocessing.get_context("fork").Process(target=_fill_in_child)
     child.start()
     child.join(60)
@@ -1137,5 +1208,5 @@ def _fill_in_child() -> None:
     w, std = np.zeros(200_000, dtype=np.float32), np.ones(200_000, dtype=np.float32)
     ours, theirs = np.random.default_rng(2), np.random.default_rng(2)
     got = np.empty_like(w)
-    _fill(ours, w, std, got, pipeline=True)
+    _fill(ours, w, std, got, mode="split")
     os._exit(0 if np.array_equal(got, _numpy_read_noise(theirs, w, std)) else 1)

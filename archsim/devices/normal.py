@@ -6,13 +6,17 @@ draws a float32 standard normal by the ziggurat method of Marsaglia & Tsang (J. 
 5(8), 2000) with 256 strips, one 32-bit word of the bit generator per draw in 99 % of cases;
 a PCG64 generator hands out each 64-bit output as two words, low half first. numpy calls the
 bit generator through a function pointer per word and then needs two more passes to scale
-and shift the draws; :func:`scaled_normal_into` instead takes the generator's 64-bit outputs
-in bulk from numpy (``PCG64.random_raw``), runs the same ziggurat on their words in one
-compiled loop that also writes ``weights + std * z``, and leaves the generator exactly where
-numpy's own fill would have left it (``PCG64.advance`` to the last output used, plus the
-buffered upper half-word). Every draw, every word consumed and the generator state after are
-those of ``rng.standard_normal(shape, dtype=np.float32)``; ``tests/test_devices.py`` compares
-them over millions of draws, including the rare wedge and tail branches.
+and shift the draws; :func:`scaled_normal_into` instead steps the PCG64 generator itself
+inside one compiled loop (the 128-bit LCG and XSL-RR output of O'Neill, "PCG: A family of
+simple fast space-efficient statistically good algorithms for random number generation",
+HMC-CS-2014-0905, as numpy's ``pcg64.h`` computes them), runs the same ziggurat on its words
+and writes ``weights + std * z``, then hands numpy back the generator state it reached. On two
+threads the draws are split in halves (:func:`_split_draws`): a second copy of the generator,
+advanced past the first half's words with ``PCG64.advance``, draws ahead speculatively, and
+the halves are joined where the true sequence of draws crosses over. Every draw, every word
+consumed and the generator state after are those of ``rng.standard_normal(shape,
+dtype=np.float32)``; ``tests/test_devices.py`` compares them over millions of draws,
+including the rare wedge and tail branches.
 
 The ziggurat tables follow Marsaglia & Tsang's construction (r = 3.6541528853610088, strip
 area v = 4.92867323399e-3, 23-bit magnitudes); they, and this module's use of numpy's word
@@ -31,6 +35,7 @@ fallback.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import threading
@@ -38,6 +43,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from archsim.devices.ziggurat_double import (FI_DOUBLE, KI_DOUBLE, WI_DOUBLE, ZIGGURAT_NOR_INV_R,
                                              ZIGGURAT_NOR_R)
@@ -74,29 +82,81 @@ def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _KI, _WI, _FI = ziggurat_tables()
 
 
-@numba.njit(cache=True, nogil=True, fastmath=False)
-def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  # pragma: no cover - compiled
-    """Draw ``out[i] = weights[i] + std[i] * z`` for i = start, ... from the 32-bit ``words``.
+_M64 = (1 << 64) - 1
+_PCG64_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
+_MULT_HI = np.uint64(_PCG64_MULT >> 64)
+_MULT_LO = np.uint64(_PCG64_MULT & _M64)
 
-    ``pos`` is the next word; ``pos == -1`` means the next word is ``pending`` (the upper
-    half-word the generator buffered before this fill). Returns (next element, next word):
-    when the words run out inside element i, (i, the word at which i started), so the
-    caller can append words and continue.
+
+@intrinsic
+def _mul_64x64(typingctx, a, b):  # pragma: no cover - compiled
+    """(high, low) 64-bit halves of the 128-bit product of two uint64: one ``mul`` on x86-64,
+    where numba's integers stop at 64 bits."""
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        low = builder.trunc(product, ir.IntType(64))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, [high, low])
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _pcg64_next(state_hi, state_lo, inc_hi, inc_lo):  # pragma: no cover - compiled
+    """One step of numpy's PCG64 (O'Neill 2014, PCG-XSL-RR 128/64): the 128-bit LCG
+    ``state = state * mult + inc``, then the output ``rotr64(hi ^ lo, hi >> 58)`` of the new
+    state. Returns (state_hi, state_lo, output)."""
+    high, low = _mul_64x64(state_lo, _MULT_LO)
+    high = high + state_lo * _MULT_HI + state_hi * _MULT_LO
+    new_lo = low + inc_lo
+    new_hi = high + inc_hi + (np.uint64(1) if new_lo < low else np.uint64(0))
+    mixed = new_hi ^ new_lo
+    rot = new_hi >> np.uint64(58)
+    out = (mixed >> rot) | (mixed << ((np.uint64(64) - rot) & np.uint64(63)))
+    return new_hi, new_lo, out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has):  # pragma: no cover - compiled
+    """numpy's ``next_uint32`` of a PCG64: the buffered upper half-word if there is one, else
+    the low half of a new output, its upper half buffered. Returns (state_hi, state_lo,
+    buffered, has, word)."""
+    if has:
+        return state_hi, state_lo, buffered, False, np.uint32(buffered)
+    state_hi, state_lo, raw = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+    return state_hi, state_lo, raw >> np.uint64(32), True, np.uint32(raw & np.uint64(0xFFFFFFFF))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts, ki, wi, fi):  # pragma: no cover - compiled
+    """Draw ``out[i] = weights[i] + std[i] * z`` for i = start, ..., stop - 1 (``out[i] = z``
+    when ``std`` is empty), each z from the 32-bit words of the PCG64 generator ``gen``.
+
+    ``gen`` (uint64: state high, state low, increment high, increment low, buffered word,
+    whether it is buffered) is numpy's ``PCG64`` state: a 64-bit output gives two words, low
+    half first, the upper half buffered (and left in place, stale, once used, as numpy
+    does). It is stepped here and written back. ``pos`` counts the words (-1: the buffered
+    one); no element starts at or after word ``stop_word`` (one that starts before may use
+    words past it). When ``starts`` is not empty, ``starts[i]`` gets the word at which
+    element i started. Returns (next element, next word).
     """
-    n = out.size
-    nw = words.size
+    state_hi, state_lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
+    buffered, has = gen[4], gen[5] != 0
+    scale = std.size > 0
+    record = starts.size > 0
     r_f = np.float32(3.6541528853610088)
     inv_r_f = np.float32(0.27366123732975828)
     to_unit = np.float32(1.0 / 16777216.0)
     i = start
-    while i < n:
+    while i < stop and pos < stop_word:
         first = pos
         z = np.float32(0.0)
         done = False
         while not done:
-            if pos >= nw:
-                return i, first
-            r = np.uint32(pending) if pos < 0 else words[pos]
+            state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
             pos += 1
             idx = r & np.uint32(0xFF)
             rabs = (r >> np.uint32(9)) & np.uint32(0x7FFFFF)
@@ -107,11 +167,11 @@ def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  
                 done = True  # ~99 % of draws
             elif idx == 0:  # the tail beyond r
                 while True:
-                    if pos + 1 >= nw:
-                        return i, first
-                    u1 = np.float32(words[pos] >> np.uint32(8)) * to_unit
-                    u2 = np.float32(words[pos + 1] >> np.uint32(8)) * to_unit
+                    state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+                    state_hi, state_lo, buffered, has, w2 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
                     pos += 2
+                    u1 = np.float32(w1 >> np.uint32(8)) * to_unit
+                    u2 = np.float32(w2 >> np.uint32(8)) * to_unit
                     xx = -inv_r_f * np.float32(math.log1p(-u1))
                     yy = -np.float32(math.log1p(-u2))
                     if yy + yy > xx * xx:
@@ -119,17 +179,30 @@ def _ziggurat_into(words, pos, pending, out, std, weights, start, ki, wi, fi):  
                         done = True
                         break
             else:  # the wedge of strip idx
-                if pos >= nw:
-                    return i, first
-                u = np.float32(words[pos] >> np.uint32(8)) * to_unit
+                state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
                 pos += 1
+                u = np.float32(w1 >> np.uint32(8)) * to_unit
                 zz = np.float64(z)
                 if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * zz * zz):
                     done = True
-        scaled = z * std[i]
-        out[i] = scaled + weights[i]
+        if record:
+            starts[i] = first
+        if scale:
+            scaled = z * std[i]
+            out[i] = scaled + weights[i]
+        else:
+            out[i] = z
         i += 1
+    gen[0], gen[1], gen[4], gen[5] = state_hi, state_lo, buffered, np.uint64(1 if has else 0)
     return i, pos
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+def _scale_into(z, std, weights, out):  # pragma: no cover - compiled
+    """``out = weights + std * z`` (float32), computed as :func:`_ziggurat_into` does."""
+    for i in numba.prange(out.size):
+        scaled = z[i] * std[i]
+        out[i] = scaled + weights[i]
 
 
 _CHECK_LOCK = threading.Lock()
@@ -181,89 +254,145 @@ def scaled_normal_into(rng: np.random.Generator, weights: np.ndarray, std: np.nd
 
 
 def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: np.ndarray,
-          refill_outputs: int | None = None, pipeline: bool | None = None) -> None:
-    """The fast path (PCG64 only).
+          mode: str | None = None) -> None:
+    """The fast path (PCG64 only), in one of two ``modes`` giving the same draws:
 
-    With ``pipeline`` (default: when kernels may use more than one thread and the fill is
-    large) a worker thread takes the generator's 64-bit outputs in chunks, in order, while
-    the ziggurat consumes the chunks already there. ``refill_outputs`` (tests) sets the size
-    of the first and every further batch of outputs, to exercise running out of words
-    mid-draw.
+    * ``"sequential"``: one compiled pass that steps the generator itself;
+    * ``"split"`` (default when kernels may use more than one thread and the fill is large):
+      the draws split in two halves on two threads (see :func:`_split_draws`).
+
+    The generator is left as numpy's own fill leaves it.
     """
+    if mode not in (None, "sequential", "split"):
+        raise ValueError(f"read-noise fill mode {mode!r}: use 'sequential' or 'split'")
     bitgen = rng.bit_generator
     flat_out = out.reshape(-1)
     flat_std = np.ascontiguousarray(std, dtype=np.float32).reshape(-1)
     flat_w = np.ascontiguousarray(weights, dtype=np.float32).reshape(-1)
-    # not under bitgen.lock: random_raw takes it itself (a Generator is not shared between
-    # threads anyway; the store draws from its own)
+    # not under bitgen.lock: a Generator is not shared between threads (the store draws from its own)
     state = bitgen.state
-    pending = int(state["uinteger"]) if state["has_uint32"] else 0
     pos = -1 if state["has_uint32"] else 0  # -1: the buffered half-word comes first
     n = flat_out.size
-    outputs = refill_outputs or n // 2 + n // 64 + 64  # ~1.2 % of draws need a second word
-    if pipeline is None:
-        pipeline = THREADS > 1 and n >= _PIPELINE_MIN and refill_outputs is None
-    raw = np.empty(outputs, dtype=np.uint64)
-    edges = np.linspace(0, outputs, _CHUNKS + 1 if pipeline else 2).astype(np.int64)
-    if pipeline:
-        pending_chunks = [_worker().submit(_raw_into, bitgen, raw, int(a), int(b))
-                          for a, b in zip(edges[:-1], edges[1:])]
+    if mode is None:
+        mode = "split" if THREADS > 1 and n >= _SPLIT_MIN else "sequential"
+    if mode == "split" and n < _SPLIT_MAX:
+        gen = _split_draws(state, pos, flat_out, flat_std, flat_w)
     else:
-        raw[:] = bitgen.random_raw(outputs)
-    words = raw.view(np.uint32)
-    i = 0
-    try:
-        for c, end in enumerate(edges[1:]):
-            if pipeline:
-                pending_chunks[c].result()
-            i, pos = _ziggurat_into(words[: 2 * int(end)], pos, pending, flat_out, flat_std, flat_w, i,
-                                    _KI, _WI, _FI)
-            if i == n:
-                break
-    finally:
-        if pipeline:  # every chunk done or cancelled before the generator state is touched
-            for chunk in pending_chunks:
-                chunk.cancel()
-            for chunk in pending_chunks:
-                if not chunk.cancelled():
-                    chunk.result()
-    dropped = 0  # 64-bit outputs dropped from the front of ``words`` by refills
-    while i < n:
-        # out of words inside element i: keep the words from its first on, append outputs
-        keep_from = max(pos, 0) // 2 * 2
-        extra = bitgen.random_raw(refill_outputs or n // 64 + 64).view(np.uint32)
-        words = np.concatenate((words[keep_from:], extra))
-        dropped += keep_from // 2
-        pos -= keep_from
-        i, pos = _ziggurat_into(words, pos, pending, flat_out, flat_std, flat_w, i, _KI, _WI, _FI)
-    # n >= 1, so pos >= 0: rewind to the state before the fill, advance over every 64-bit
-    # output touched and set the half-word buffer as numpy leaves it (an unused upper half is
-    # buffered; otherwise numpy keeps the last buffered value, stale, with the flag cleared)
-    bitgen.state = state
-    bitgen.advance(dropped + (pos + 1) // 2)
-    after = bitgen.state
-    after["has_uint32"] = pos % 2
-    after["uinteger"] = int(words[pos] if pos % 2 else words[pos - 1] if pos else pending)
+        gen = _generator_at(state, pos)
+        _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, _NO_STOP, _NO_STARTS, _KI, _WI, _FI)
+    _set_generator(bitgen, state, gen)
+
+
+_NO_STOP = 1 << 62  # stop_word: none
+_NO_STARTS = np.zeros(0, dtype=np.int32)
+_NO_SCALE = np.zeros(0, dtype=np.float32)
+_SPLIT_MAX = 1 << 30  # the split records word positions as int32
+_SPLIT_MIN = 1 << 16
+SPLIT_OUTCOMES: collections.Counter[str] = collections.Counter()  # how split fills ended (tests)
+
+
+def _generator_at(state: dict, pos: int) -> np.ndarray:
+    """The generator of :func:`_ziggurat_into` (uint64: state high and low, increment high
+    and low, buffered word, whether buffered) as it stands when word ``pos`` of a fill from
+    ``state`` (numpy's PCG64 state dict) is the next one; -1 is the buffered word itself."""
+    inc = state["state"]["inc"]
+    if pos < 0:
+        word, has, at = state["uinteger"], 1, state["state"]["state"]
+    else:
+        walker = np.random.PCG64()
+        walker.state = state
+        made = (pos + 1) // 2  # outputs made before word pos: its own if pos is an upper half
+        if made:
+            walker.advance(made - 1)
+            word = int(walker.random_raw(1)[0]) >> 32  # buffered, or stale once used (numpy's way)
+        else:
+            word = state["uinteger"]
+        has, at = pos % 2, walker.state["state"]["state"]
+    return np.array([at >> 64, at & _M64, inc >> 64, inc & _M64, word, has], dtype=np.uint64)
+
+
+def _set_generator(bitgen: np.random.PCG64, state: dict, gen: np.ndarray) -> None:
+    after = dict(state)
+    after["state"] = {"state": (int(gen[0]) << 64) | int(gen[1]), "inc": state["state"]["inc"]}
+    after["has_uint32"], after["uinteger"] = int(gen[5]), int(gen[4])
     bitgen.state = after
 
 
-_CHUNKS = 8  # the worker stays ahead: outputs come ~2.5x faster than the ziggurat uses them
-_PIPELINE_MIN = 1 << 16
+_SPLIT_SCRATCH = threading.local()
+
+
+def _split_scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's scratch of the split mode, reused from fill to fill (fresh arrays of this
+    size cost their page faults at every read): the worker's draws and the word each started at."""
+    cached = getattr(_SPLIT_SCRATCH, "buffers", None)
+    if cached is None or cached[0].size < size:
+        cached = (np.empty(size, dtype=np.float32), np.empty(size, dtype=np.int32))
+        _SPLIT_SCRATCH.buffers = cached
+    return cached[0][:size], cached[1][:size]
+
+
+def _split_draws(state: dict, pos: int, flat_out: np.ndarray, flat_std: np.ndarray,
+                 flat_w: np.ndarray) -> np.ndarray:
+    """Split mode of :func:`_fill`: the same draws as one sequential pass, on two threads.
+
+    The words are cut at ``cut``, about where half the draws end (a draw takes 1.012 words
+    on average). This thread draws the elements that start before the cut, writing them
+    scaled into ``out``; meanwhile the worker, on a copy of the generator advanced to the
+    cut (``PCG64.advance``), draws speculatively from there, keeping each unscaled draw and
+    the word it started at. Where the last draw of this thread ends is where the true
+    sequence crosses the cut; almost always (all but ~1 % of draws take one word) the worker
+    also started a draw at that word, and from there on its draws are the true ones: they
+    are scaled into ``out`` in one parallel pass. Returns the generator after the fill.
+    """
+    n = flat_out.size
+    cut = 2 * int(n * 0.253)
+    ahead_count = max(n - int(cut * 0.97), 1)  # draws of this thread: about cut / 1.012
+    z, starts = _split_scratch(ahead_count)
+    ahead_gen = _generator_at(state, cut)
+    ahead = _worker().submit(_ziggurat_into, ahead_gen, cut, z, _NO_SCALE, _NO_SCALE, 0, ahead_count,
+                             _NO_STOP, starts, _KI, _WI, _FI)
+    gen = _generator_at(state, pos)
+    try:
+        i, pos = _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, cut, _NO_STARTS, _KI, _WI, _FI)
+    finally:
+        drawn, ahead_end = ahead.result()
+    return _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat_std, flat_w)
+
+
+def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat_std, flat_w):
+    """After the two passes of :func:`_split_draws`: this thread stopped at element ``i``,
+    word ``pos`` with generator ``gen``; the worker made ``drawn`` draws ``z`` from the words
+    ``starts`` and stopped at word ``ahead_end``. Completes ``out`` and returns the
+    generator after it."""
+    n = flat_out.size
+    if i == n:
+        return gen
+    meet = int(starts[:drawn].searchsorted(np.int32(pos)))  # an int64 key would copy ``starts``
+    if meet < drawn and starts[meet] == pos:
+        take = min(drawn - meet, n - i)
+        _scale_into(z[meet:meet + take], flat_std[i:i + take], flat_w[i:i + take], flat_out[i:i + take])
+        pos = int(starts[meet + take]) if meet + take < drawn else ahead_end
+        i += take
+        SPLIT_OUTCOMES["met" if i == n else "met, worker stopped early"] += 1
+        gen = _generator_at(state, pos)
+    else:
+        SPLIT_OUTCOMES["never met"] += 1
+    if i < n:  # the worker stopped short, or the two passes never met: go on from here
+        _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, i, n, _NO_STOP, _NO_STARTS, _KI, _WI, _FI)
+    return gen
+
+
 _WORKER: list[tuple[int, ThreadPoolExecutor]] = []
 _WORKER_LOCK = threading.Lock()  # not _CHECK_LOCK: the self-check fills under that one
 
 
 def _worker() -> ThreadPoolExecutor:
-    """One worker thread per process: chunks submitted in order run in order. A forked child
+    """One worker thread per process: work submitted in order runs in order. A forked child
     gets its own (the parent's thread does not exist there)."""
     with _WORKER_LOCK:
         if not _WORKER or _WORKER[0][0] != os.getpid():
             _WORKER[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsim-read-noise"))]
         return _WORKER[0][1]
-
-
-def _raw_into(bitgen: np.random.PCG64, raw: np.ndarray, start: int, stop: int) -> None:
-    raw[start:stop] = bitgen.random_raw(stop - start)
 
 
 # --------------------------------------------------------------------------- float64 draws

@@ -39,7 +39,6 @@ import collections
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -49,7 +48,7 @@ from numba.extending import intrinsic
 
 from archsim.devices.ziggurat_double import (FI_DOUBLE, KI_DOUBLE, WI_DOUBLE, ZIGGURAT_NOR_INV_R,
                                              ZIGGURAT_NOR_R)
-from archsim.learning.kernels import THREADS
+from archsim.learning.kernels import THREADS, helper_thread, kernel_launch
 
 _R = 3.6541528853610088  # right edge of the base strip
 _V = 4.92867323399e-3  # area of every strip
@@ -349,7 +348,7 @@ def _split_draws(state: dict, pos: int, flat_out: np.ndarray, flat_std: np.ndarr
     ahead_count = max(n - int(cut * 0.97), 1)  # draws of this thread: about cut / 1.012
     z, starts = _split_scratch(ahead_count)
     ahead_gen = _generator_at(state, cut)
-    ahead = _worker().submit(_ziggurat_into, ahead_gen, cut, z, _NO_SCALE, _NO_SCALE, 0, ahead_count,
+    ahead = helper_thread().submit(_ziggurat_into, ahead_gen, cut, z, _NO_SCALE, _NO_SCALE, 0, ahead_count,
                              _NO_STOP, starts, _KI, _WI, _FI)
     gen = _generator_at(state, pos)
     try:
@@ -370,7 +369,8 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
     meet = int(starts[:drawn].searchsorted(np.int32(pos)))  # an int64 key would copy ``starts``
     if meet < drawn and starts[meet] == pos:
         take = min(drawn - meet, n - i)
-        _scale_into(z[meet:meet + take], flat_std[i:i + take], flat_w[i:i + take], flat_out[i:i + take])
+        with kernel_launch():
+            _scale_into(z[meet:meet + take], flat_std[i:i + take], flat_w[i:i + take], flat_out[i:i + take])
         pos = int(starts[meet + take]) if meet + take < drawn else ahead_end
         i += take
         SPLIT_OUTCOMES["met" if i == n else "met, worker stopped early"] += 1
@@ -381,18 +381,6 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
         _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, i, n, _NO_STOP, _NO_STARTS, _KI, _WI, _FI)
     return gen
 
-
-_WORKER: list[tuple[int, ThreadPoolExecutor]] = []
-_WORKER_LOCK = threading.Lock()  # not _CHECK_LOCK: the self-check fills under that one
-
-
-def _worker() -> ThreadPoolExecutor:
-    """One worker thread per process: work submitted in order runs in order. A forked child
-    gets its own (the parent's thread does not exist there)."""
-    with _WORKER_LOCK:
-        if not _WORKER or _WORKER[0][0] != os.getpid():
-            _WORKER[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsim-read-noise"))]
-        return _WORKER[0][1]
 
 
 # --------------------------------------------------------------------------- float64 draws

@@ -298,7 +298,7 @@ def _generator_at(state: dict, pos: int) -> np.ndarray:
     if pos < 0:
         word, has, at = state["uinteger"], 1, state["state"]["state"]
     else:
-        walker = np.random.PCG64()
+        walker = _walker()
         walker.state = state
         made = (pos + 1) // 2  # outputs made before word pos: its own if pos is an upper half
         if made:
@@ -308,6 +308,18 @@ def _generator_at(state: dict, pos: int) -> np.ndarray:
             word = state["uinteger"]
         has, at = pos % 2, walker.state["state"]["state"]
     return np.array([at >> 64, at & _M64, inc >> 64, inc & _M64, word, has], dtype=np.uint64)
+
+
+_WALKERS = threading.local()
+
+
+def _walker() -> np.random.PCG64:
+    """A PCG64 of this thread to set states on and advance (a fresh ``PCG64()`` seeds itself
+    from the OS's entropy: 0.5 ms)."""
+    walker = getattr(_WALKERS, "pcg64", None)
+    if walker is None:
+        walker = _WALKERS.pcg64 = np.random.PCG64(0)
+    return walker
 
 
 def _set_generator(bitgen: np.random.PCG64, state: dict, gen: np.ndarray) -> None:

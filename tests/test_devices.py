@@ -838,6 +838,28 @@ def test_float64_kernel_gives_numpys_draws_and_generator_state(n, buffered):
         assert np.count_nonzero(np.abs(want) > 3.6541528853610088) > 400  # the tail branch ran
 
 
+def test_normal_stream_of_many_fills_equals_numpys_draws_in_a_row():
+    """The write-verify's stream: fills of many sizes in a row (as its pulse rounds make)
+    give numpy's draws and, on leaving, numpy's generator state, buffered half-word kept;
+    another bit generator gets numpy's own draws."""
+    from archsim.devices.normal import NormalStream
+
+    for make in (np.random.PCG64, np.random.Philox):
+        ours, theirs = np.random.Generator(make(9)), np.random.Generator(make(9))
+        ours.random(1, dtype=np.float32), theirs.random(1, dtype=np.float32)
+        sizes = [5000, 1200, 300, 17, 1, 0, 2]
+        with NormalStream(ours) as stream:
+            got = [np.empty(k) for k in sizes]
+            for out in got:
+                stream.fill(out)
+        for out in got:
+            assert np.array_equal(out.view(np.uint64), theirs.standard_normal(out.size).view(np.uint64))
+        if make is np.random.PCG64:  # (Philox's state holds arrays)
+            assert ours.bit_generator.state == theirs.bit_generator.state
+        assert ours.random(dtype=np.float32) == theirs.random(dtype=np.float32)
+        assert ours.random() == theirs.random()
+
+
 def test_float64_normals_fall_back_to_numpy_for_other_generators_and_a_failed_check(monkeypatch):
     from archsim.devices import normal
 

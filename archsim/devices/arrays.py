@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.devices.kernels import prepare_write_verify, pulse_step, store_programmed
-from archsim.devices.normal import standard_normal, standard_normal_into
+from archsim.devices.normal import NormalStream, standard_normal
 from archsim.devices.model import DeviceModel
 
 _EMPTY = np.zeros(0, dtype=np.float64)
@@ -209,22 +209,23 @@ class DevicePlane:
         pos = _EVERY  # the first pulse works on every device
         normals = np.empty(n, dtype=np.float64) if work.sigma.size else _EMPTY  # draws, reused
         count = n
-        for round_ in range(cfg.max_pulses):
-            if count == 0:
-                break
-            outside = buffers[round_ % 2]
-            draws = _EMPTY
-            if work.sigma.size:
-                draws = normals[:count]
-                standard_normal_into(rng, draws)
-            left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
-                              tol, work.pulses, before, after, outside)
-            g_a, new = before[:count], after[:count]
-            total_new = float(new.sum())
-            pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
-            verify_g += total_new
-            pulse_count += count
-            pos, count = outside[:left], left
+        with NormalStream(rng) as stream:  # one state hand-over for all rounds' draws
+            for round_ in range(cfg.max_pulses):
+                if count == 0:
+                    break
+                outside = buffers[round_ % 2]
+                draws = _EMPTY
+                if work.sigma.size:
+                    draws = normals[:count]
+                    stream.fill(draws)
+                left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
+                                  tol, work.pulses, before, after, outside)
+                g_a, new = before[:count], after[:count]
+                total_new = float(new.sum())
+                pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
+                verify_g += total_new
+                pulse_count += count
+                pos, count = outside[:left], left
         # count: devices still outside tolerance (all of them when max_pulses == 0)
         return count, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
 

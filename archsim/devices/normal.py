@@ -25,12 +25,11 @@ numpy ever draws differently, or the generator is not a PCG64, the store falls b
 numpy's own ``standard_normal``, which is always correct, only slower.
 
 The write-verify loop's float64 draws (cycle-to-cycle spread, relaxation) go through
-:func:`standard_normal_into`, numpy's float64 ziggurat (one 64-bit output per try, 52-bit
-magnitudes) compiled the same way on the tables copied from numpy's source
-(:mod:`archsim.devices.ziggurat_double`). It takes exactly the outputs the draws use, so the
-generator ends where numpy's ``rng.standard_normal(n)`` leaves it without any state to
-restore; it has its own once-per-process check (:func:`fast_path64_ok`) and the same
-fallback.
+:func:`standard_normal_into` and :class:`NormalStream`, numpy's float64 ziggurat (one 64-bit
+output per try, 52-bit magnitudes) compiled the same way, stepping the same PCG64, on the
+tables copied from numpy's source (:mod:`archsim.devices.ziggurat_double`); a stream hands
+the generator's state over once for all the pulse rounds of a write-verify. It has its own
+once-per-process check (:func:`fast_path64_ok`) and the same fallback.
 """
 
 from __future__ import annotations
@@ -397,31 +396,21 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
 
 # --------------------------------------------------------------------------- float64 draws
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _ziggurat64_into(words, out, start, ki, wi, fi, r, inv_r):  # pragma: no cover - compiled
-    """Draw ``out[i]``, i = start, ..., from the 64-bit ``words`` as numpy's float64
-    ``random_standard_normal`` does (one word per try; the tail and the wedge take uniforms
-    ``(word >> 11) * 2**-53``, numpy's ``next_double`` of a PCG64).
-
-    Returns (next element, next word): when the words run out inside element i, (i, the word
-    at which i started), so the caller can append words and draw i again from that word.
-    """
-    n = out.size
-    nw = words.size
+def _ziggurat64_into(gen, out, ki, wi, fi, r, inv_r):  # pragma: no cover - compiled
+    """Fill ``out`` as numpy's float64 ``random_standard_normal`` does on a PCG64: one 64-bit
+    output per try (:func:`_pcg64_next` on ``gen``, written back); the tail and the wedge
+    take uniforms ``(output >> 11) * 2**-53``, numpy's ``next_double``. The buffered
+    half-word of float32 draws (``gen[4]``, ``gen[5]``) is left alone, as numpy leaves it."""
+    state_hi, state_lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
     to_unit = 1.0 / 9007199254740992.0
     low8 = np.uint64(0xFF)
     one = np.uint64(1)
+    eleven = np.uint64(11)
     magnitude = np.uint64(0x000FFFFFFFFFFFFF)
-    pos = 0
-    i = start
-    while i < n:
-        first = pos
+    for i in range(out.size):
         x = 0.0
-        done = False
-        while not done:
-            if pos >= nw:
-                return i, first
-            word = words[pos]
-            pos += 1
+        while True:
+            state_hi, state_lo, word = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
             idx = word & low8
             word = word >> np.uint64(8)
             rabs = (word >> one) & magnitude
@@ -429,53 +418,32 @@ def _ziggurat64_into(words, out, start, ki, wi, fi, r, inv_r):  # pragma: no cov
             if word & one:
                 x = -x
             if rabs < ki[idx]:
-                done = True  # ~99 % of draws
-            elif idx == 0:  # the tail beyond r
+                break  # ~99 % of draws
+            if idx == 0:  # the tail beyond r
                 while True:
-                    if pos + 1 >= nw:
-                        return i, first
-                    u1 = np.float64(words[pos] >> np.uint64(11)) * to_unit
-                    u2 = np.float64(words[pos + 1] >> np.uint64(11)) * to_unit
-                    pos += 2
-                    xx = -inv_r * math.log1p(-u1)
-                    yy = -math.log1p(-u2)
+                    state_hi, state_lo, w1 = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                    state_hi, state_lo, w2 = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                    xx = -inv_r * math.log1p(-np.float64(w1 >> eleven) * to_unit)
+                    yy = -math.log1p(-np.float64(w2 >> eleven) * to_unit)
                     if yy + yy > xx * xx:
                         x = -(r + xx) if (rabs >> np.uint64(8)) & one else r + xx
-                        done = True
                         break
-            else:  # the wedge of strip idx
-                if pos >= nw:
-                    return i, first
-                u = np.float64(words[pos] >> np.uint64(11)) * to_unit
-                pos += 1
-                if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * x * x):
-                    done = True
+                break
+            # the wedge of strip idx
+            state_hi, state_lo, w1 = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+            u = np.float64(w1 >> eleven) * to_unit
+            if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * x * x):
+                break
         out[i] = x
-        i += 1
-    return i, pos
+    gen[0], gen[1] = state_hi, state_lo
 
 
 def standard_normal_into(rng: np.random.Generator, out: np.ndarray) -> None:
     """Fill the float64 array ``out`` with ``rng.standard_normal(out.size)``: the same values
     and the generator left in the same state (its buffered half-word untouched, as numpy's
-    float64 draws leave it).
-
-    On a PCG64 (and when :func:`fast_path64_ok`) the words come from ``random_raw``, never
-    more than the draws use: every draw takes at least one word, so ``out.size`` words are
-    taken first and, whenever the words run out inside draw i, one more per draw left; the
-    generator is then exactly where numpy's own fill leaves it, with no state to restore.
-    """
-    if out.dtype != np.float64 or not out.flags.c_contiguous:
-        raise ValueError(f"standard_normal_into fills a C-contiguous float64 array, not {out.dtype} "
-                         f"{'contiguous' if out.flags.c_contiguous else 'strided'}")
-    flat = out.reshape(-1)
-    n = flat.size
-    if n == 0:
-        return
-    if type(rng.bit_generator) is not np.random.PCG64 or not fast_path64_ok():
-        rng.standard_normal(n, out=flat)
-        return
-    _fill64(rng.bit_generator, flat)
+    float64 draws leave it). Several fills in a row are cheaper through :class:`NormalStream`."""
+    with NormalStream(rng) as stream:
+        stream.fill(out)
 
 
 def standard_normal(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -485,14 +453,41 @@ def standard_normal(rng: np.random.Generator, n: int) -> np.ndarray:
     return out
 
 
-def _fill64(bitgen: np.random.PCG64, flat: np.ndarray) -> None:
-    n = flat.size
-    words = bitgen.random_raw(n)
-    i, pos = _ziggurat64_into(words, flat, 0, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
-    while i < n:  # draw i needs a word past the end, and each draw after it at least one
-        words = np.concatenate((words[pos:], bitgen.random_raw(n - i)))
-        i, pos = _ziggurat64_into(words, flat, i, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R,
-                                  ZIGGURAT_NOR_INV_R)
+class NormalStream:
+    """float64 standard normals of ``rng`` over several fills, as ``rng.standard_normal`` gives
+    them: on a PCG64 (and when :func:`fast_path64_ok`) the generator's state is taken once on
+    entering, stepped by the compiled ziggurat at every :meth:`fill`, and handed back on
+    leaving, so a loop of many small fills (the write-verify's pulse rounds) pays numpy's
+    state handling once. Nothing else may draw from ``rng`` inside the ``with`` block."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.gen: np.ndarray | None = None
+        self._state: dict | None = None
+
+    def __enter__(self) -> "NormalStream":
+        bitgen = self.rng.bit_generator
+        if type(bitgen) is np.random.PCG64 and fast_path64_ok():
+            self._state = bitgen.state
+            self.gen = _generator_at(self._state, -1 if self._state["has_uint32"] else 0)
+        return self
+
+    def fill(self, out: np.ndarray) -> None:
+        if out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise ValueError(f"standard_normal_into fills a C-contiguous float64 array, not {out.dtype} "
+                             f"{'contiguous' if out.flags.c_contiguous else 'strided'}")
+        flat = out.reshape(-1)
+        if not flat.size:
+            return
+        if self.gen is None:
+            self.rng.standard_normal(flat.size, out=flat)
+        else:
+            _ziggurat64_into(self.gen, flat, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.gen is not None:
+            _set_generator(self.rng.bit_generator, self._state, self.gen)
+            self.gen = None
 
 
 def fast_path64_ok() -> bool:
@@ -508,7 +503,10 @@ def _self_check64() -> bool:
         theirs.random(1, dtype=np.float32)  # a buffered half-word, which float64 draws keep
         ours.random(1, dtype=np.float32)
         got = np.empty(n, dtype=np.float64)
-        _fill64(ours.bit_generator, got)
+        state = ours.bit_generator.state
+        gen = _generator_at(state, -1)
+        _ziggurat64_into(gen, got, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
+        _set_generator(ours.bit_generator, state, gen)
         want = theirs.standard_normal(n)
         if not (np.array_equal(got.view(np.uint64), want.view(np.uint64))
                 and ours.bit_generator.state == theirs.bit_generator.state):

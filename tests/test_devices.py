@@ -725,7 +725,7 @@ def test_compiled_pcg64_steps_as_numpys():
         z = np.empty(1, dtype=np.float32)
         starts = np.empty(1, dtype=np.int32)
         _, after = normal._ziggurat_into(gen, pos, z, normal._NO_SCALE, normal._NO_SCALE, 0, 1,
-                                         normal._NO_STOP, starts, normal._KI, normal._WI, normal._FI)
+                                         normal._NO_STOP, starts)
         walker = np.random.PCG64()
         walker.state = state
         walker.advance((after + 1) // 2)
@@ -758,14 +758,13 @@ def test_split_read_noise_fill_gives_numpys_draws_whichever_way_the_halves_meet(
     reference = np.random.default_rng(3)
     want = _numpy_read_noise(reference, weights, std)
     state = np.random.default_rng(3).bit_generator.state
-    args = (normal._KI, normal._WI, normal._FI)
     z, starts = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.int32)
     drawn, ahead_end = normal._ziggurat_into(normal._generator_at(state, cut), cut, z, normal._NO_SCALE,
-                                             normal._NO_SCALE, 0, n, normal._NO_STOP, starts, *args)
+                                             normal._NO_SCALE, 0, n, normal._NO_STOP, starts)
     for case in ("met", "never met", "met, worker stopped early"):
         got = np.empty(n, dtype=np.float32)
         gen = normal._generator_at(state, 0)
-        i, pos = normal._ziggurat_into(gen, 0, got, std, weights, 0, n, cut, normal._NO_STARTS, *args)
+        i, pos = normal._ziggurat_into(gen, 0, got, std, weights, 0, n, cut, normal._NO_STARTS)
         their_starts, their_drawn, their_end = starts, drawn, ahead_end
         if case == "never met":
             their_starts = starts + 1_000_000

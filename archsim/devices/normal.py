@@ -130,8 +130,54 @@ def _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has):  # pragma: no
     return state_hi, state_lo, raw >> np.uint64(32), True, np.uint32(raw & np.uint64(0xFFFFFFFF))
 
 
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _strip_value(r):  # pragma: no cover - compiled
+    """The word ``r``'s strip, 23-bit magnitude, signed value and whether it is accepted at
+    once (~99 %): ``z = magnitude * wi[strip]``, times +-1 (exact, -0.0 included) rather
+    than negated behind a branch that a fair coin mispredicts half the time."""
+    idx = r & np.uint32(0xFF)
+    rabs = (r >> np.uint32(9)) & np.uint32(0x7FFFFF)
+    z = np.float32(rabs) * _WI[idx] * _SIGNS[(r >> np.uint32(8)) & np.uint32(1)]
+    return idx, rabs, z, rabs < _KI[idx]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _finish_draw(r, state_hi, state_lo, inc_hi, inc_lo, buffered, has, pos):  # pragma: no cover - compiled
+    """One draw whose first word ``r`` (already counted in ``pos``) is taken: accepted at
+    once, or the wedge or the tail with further words, retried with a new word when the
+    wedge rejects. Returns (z, state_hi, state_lo, buffered, has, pos)."""
+    r_f = np.float32(3.6541528853610088)
+    inv_r_f = np.float32(0.27366123732975828)
+    to_unit = np.float32(1.0 / 16777216.0)
+    while True:
+        idx, rabs, z, accepted = _strip_value(r)
+        if accepted:
+            return z, state_hi, state_lo, buffered, has, pos
+        if idx == 0:  # the tail beyond r
+            while True:
+                state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+                state_hi, state_lo, buffered, has, w2 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+                pos += 2
+                u1 = np.float32(w1 >> np.uint32(8)) * to_unit
+                u2 = np.float32(w2 >> np.uint32(8)) * to_unit
+                xx = -inv_r_f * np.float32(math.log1p(-u1))
+                yy = -np.float32(math.log1p(-u2))
+                if yy + yy > xx * xx:
+                    z = -(r_f + xx) if (rabs >> np.uint32(8)) & np.uint32(1) else r_f + xx
+                    return z, state_hi, state_lo, buffered, has, pos
+        # the wedge of strip idx
+        state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+        pos += 1
+        u = np.float32(w1 >> np.uint32(8)) * to_unit
+        zz = np.float64(z)
+        if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * zz * zz):
+            return z, state_hi, state_lo, buffered, has, pos
+        state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+        pos += 1
+
+
 @numba.njit(cache=True, nogil=True, fastmath=False)
-def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts, ki, wi, fi):  # pragma: no cover - compiled
+def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):  # pragma: no cover - compiled
     """Draw ``out[i] = weights[i] + std[i] * z`` for i = start, ..., stop - 1 (``out[i] = z``
     when ``std`` is empty), each z from the 32-bit words of the PCG64 generator ``gen``.
 
@@ -142,48 +188,54 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts, 
     one); no element starts at or after word ``stop_word`` (one that starts before may use
     words past it). When ``starts`` is not empty, ``starts[i]`` gets the word at which
     element i started. Returns (next element, next word).
+
+    The common case takes a whole output at a time: when both its words are accepted at
+    once (~98 %) they are two elements, with no buffering between them; otherwise the low
+    word starts an element the general way with the upper one buffered, as numpy would.
     """
     state_hi, state_lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
     buffered, has = gen[4], gen[5] != 0
     scale = std.size > 0
     record = starts.size > 0
-    r_f = np.float32(3.6541528853610088)
-    inv_r_f = np.float32(0.27366123732975828)
-    to_unit = np.float32(1.0 / 16777216.0)
     i = start
     while i < stop and pos < stop_word:
-        first = pos
-        z = np.float32(0.0)
-        done = False
-        while not done:
+        if not has:
+            # the common case, written out here (array arguments to inlined helpers cost
+            # reference counting): whole outputs whose two words are both accepted at once
+            split = False
+            while i + 1 < stop and pos + 1 < stop_word:
+                state_hi, state_lo, raw = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                r = np.uint32(raw & np.uint64(0xFFFFFFFF))
+                r2 = np.uint32(raw >> np.uint64(32))
+                idx, idx2 = r & np.uint32(0xFF), r2 & np.uint32(0xFF)
+                rabs, rabs2 = (r >> np.uint32(9)) & np.uint32(0x7FFFFF), (r2 >> np.uint32(9)) & np.uint32(0x7FFFFF)
+                buffered = raw >> np.uint64(32)  # numpy keeps the used upper half, stale
+                if not (rabs < _KI[idx] and rabs2 < _KI[idx2]):
+                    split = True
+                    break
+                z = np.float32(rabs) * _WI[idx] * _SIGNS[(r >> np.uint32(8)) & np.uint32(1)]
+                z2 = np.float32(rabs2) * _WI[idx2] * _SIGNS[(r2 >> np.uint32(8)) & np.uint32(1)]
+                if record:
+                    starts[i], starts[i + 1] = pos, pos + 1
+                if scale:
+                    scaled, scaled2 = z * std[i], z2 * std[i + 1]
+                    out[i], out[i + 1] = scaled + weights[i], scaled2 + weights[i + 1]
+                else:
+                    out[i], out[i + 1] = z, z2
+                i += 2
+                pos += 2
+            if split:  # the low word starts an element the general way, the upper one buffered
+                has = True
+            elif not (i < stop and pos < stop_word):
+                break
+            else:
+                state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+        else:
             state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
-            pos += 1
-            idx = r & np.uint32(0xFF)
-            rabs = (r >> np.uint32(9)) & np.uint32(0x7FFFFF)
-            # times +-1 (exact, -0.0 included) rather than a branch a coin flip mispredicts
-            z = np.float32(rabs) * wi[idx] * _SIGNS[(r >> np.uint32(8)) & np.uint32(1)]
-            if rabs < ki[idx]:
-                done = True  # ~99 % of draws
-            elif idx == 0:  # the tail beyond r
-                while True:
-                    state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
-                    state_hi, state_lo, buffered, has, w2 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
-                    pos += 2
-                    u1 = np.float32(w1 >> np.uint32(8)) * to_unit
-                    u2 = np.float32(w2 >> np.uint32(8)) * to_unit
-                    xx = -inv_r_f * np.float32(math.log1p(-u1))
-                    yy = -np.float32(math.log1p(-u2))
-                    if yy + yy > xx * xx:
-                        z = -(r_f + xx) if (rabs >> np.uint32(8)) & np.uint32(1) else r_f + xx
-                        done = True
-                        break
-            else:  # the wedge of strip idx
-                state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
-                pos += 1
-                u = np.float32(w1 >> np.uint32(8)) * to_unit
-                zz = np.float64(z)
-                if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * zz * zz):
-                    done = True
+        first = pos
+        pos += 1
+        z, state_hi, state_lo, buffered, has, pos = _finish_draw(r, state_hi, state_lo, inc_hi, inc_lo, buffered,
+                                                                 has, pos)
         if record:
             starts[i] = first
         if scale:
@@ -278,7 +330,7 @@ def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: n
         gen = _split_draws(state, pos, flat_out, flat_std, flat_w)
     else:
         gen = _generator_at(state, pos)
-        _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, _NO_STOP, _NO_STARTS, _KI, _WI, _FI)
+        _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, _NO_STOP, _NO_STARTS)
     _set_generator(bitgen, state, gen)
 
 
@@ -361,10 +413,10 @@ def _split_draws(state: dict, pos: int, flat_out: np.ndarray, flat_std: np.ndarr
     z, starts = _split_scratch(ahead_count)
     ahead_gen = _generator_at(state, cut)
     ahead = helper_thread().submit(_ziggurat_into, ahead_gen, cut, z, _NO_SCALE, _NO_SCALE, 0, ahead_count,
-                             _NO_STOP, starts, _KI, _WI, _FI)
+                             _NO_STOP, starts)
     gen = _generator_at(state, pos)
     try:
-        i, pos = _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, cut, _NO_STARTS, _KI, _WI, _FI)
+        i, pos = _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, cut, _NO_STARTS)
     finally:
         drawn, ahead_end = ahead.result()
     return _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat_std, flat_w)
@@ -390,7 +442,7 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
     else:
         SPLIT_OUTCOMES["never met"] += 1
     if i < n:  # the worker stopped short, or the two passes never met: go on from here
-        _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, i, n, _NO_STOP, _NO_STARTS, _KI, _WI, _FI)
+        _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, i, n, _NO_STOP, _NO_STARTS)
     return gen
 
 

@@ -711,7 +711,7 @@ def test_read_noise_kernel_both_modes_and_falls_back_for_other_generators():
 def test_compiled_pcg64_steps_as_numpys():
     """The fill's own PCG64 step (128-bit LCG, XSL-RR output) gives numpy's outputs, from any
     word position, with the buffered half-word numpy would hold."""
-    from archsim.devices import normal
+    from archsim.devices import normal, pcg64
 
     bitgen = np.random.PCG64(11)
     bitgen.random_raw(5)
@@ -721,7 +721,7 @@ def test_compiled_pcg64_steps_as_numpys():
     raw = outputs.random_raw(8)
     words = raw.view(np.uint32)  # little-endian: low half first
     for pos in range(6):
-        gen = normal._generator_at(state, pos)
+        gen = pcg64.generator_at(state, pos)
         z = np.empty(1, dtype=np.float32)
         starts = np.empty(1, dtype=np.int32)
         _, after = normal._ziggurat_into(gen, pos, z, normal._NO_SCALE, normal._NO_SCALE, 0, 1,
@@ -738,7 +738,7 @@ def test_split_read_noise_fill_gives_numpys_draws_whichever_way_the_halves_meet(
     """The split fill's two passes meet where the true draws cross the cut, or the worker
     stops short, or (rarely) they never meet and one thread goes on: on thousands of small
     fills, and on each way forced, the fill ends with numpy's draws and generator state."""
-    from archsim.devices import normal
+    from archsim.devices import normal, pcg64
 
     normal.SPLIT_OUTCOMES.clear()
     for n in (1, 3, 200, 1000, 5000):
@@ -759,11 +759,11 @@ def test_split_read_noise_fill_gives_numpys_draws_whichever_way_the_halves_meet(
     want = _numpy_read_noise(reference, weights, std)
     state = np.random.default_rng(3).bit_generator.state
     z, starts = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.int32)
-    drawn, ahead_end = normal._ziggurat_into(normal._generator_at(state, cut), cut, z, normal._NO_SCALE,
+    drawn, ahead_end = normal._ziggurat_into(pcg64.generator_at(state, cut), cut, z, normal._NO_SCALE,
                                              normal._NO_SCALE, 0, n, normal._NO_STOP, starts)
     for case in ("met", "never met", "met, worker stopped early"):
         got = np.empty(n, dtype=np.float32)
-        gen = normal._generator_at(state, 0)
+        gen = pcg64.generator_at(state, 0)
         i, pos = normal._ziggurat_into(gen, 0, got, std, weights, 0, n, cut, normal._NO_STARTS)
         their_starts, their_drawn, their_end = starts, drawn, ahead_end
         if case == "never met":
@@ -776,7 +776,7 @@ def test_split_read_noise_fill_gives_numpys_draws_whichever_way_the_halves_meet(
         assert normal.SPLIT_OUTCOMES == {case: 1}
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), case
         bitgen = np.random.PCG64()
-        normal._set_generator(bitgen, state, gen)
+        pcg64.set_generator(bitgen, state, gen)
         assert bitgen.state == reference.bit_generator.state, case
 
 

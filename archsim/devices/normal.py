@@ -36,15 +36,12 @@ from __future__ import annotations
 
 import collections
 import math
-import os
 import threading
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
 
+from archsim.devices.pcg64 import generator_at, next_word, pcg64_next, set_generator
 from archsim.devices.ziggurat_double import (FI_DOUBLE, KI_DOUBLE, WI_DOUBLE, ZIGGURAT_NOR_INV_R,
                                              ZIGGURAT_NOR_R)
 from archsim.learning.kernels import THREADS, helper_thread, kernel_launch
@@ -82,54 +79,6 @@ _SIGNS = np.array([1.0, -1.0], dtype=np.float32)
 _SIGNS64 = np.array([1.0, -1.0], dtype=np.float64)
 
 
-_M64 = (1 << 64) - 1
-_PCG64_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
-_MULT_HI = np.uint64(_PCG64_MULT >> 64)
-_MULT_LO = np.uint64(_PCG64_MULT & _M64)
-
-
-@intrinsic
-def _mul_64x64(typingctx, a, b):  # pragma: no cover - compiled
-    """(high, low) 64-bit halves of the 128-bit product of two uint64: one ``mul`` on x86-64,
-    where numba's integers stop at 64 bits."""
-    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
-
-    def codegen(context, builder, signature, args):
-        wide = ir.IntType(128)
-        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
-        low = builder.trunc(product, ir.IntType(64))
-        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
-        return context.make_tuple(builder, signature.return_type, [high, low])
-
-    return sig, codegen
-
-
-@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
-def _pcg64_next(state_hi, state_lo, inc_hi, inc_lo):  # pragma: no cover - compiled
-    """One step of numpy's PCG64 (O'Neill 2014, PCG-XSL-RR 128/64): the 128-bit LCG
-    ``state = state * mult + inc``, then the output ``rotr64(hi ^ lo, hi >> 58)`` of the new
-    state. Returns (state_hi, state_lo, output)."""
-    high, low = _mul_64x64(state_lo, _MULT_LO)
-    high = high + state_lo * _MULT_HI + state_hi * _MULT_LO
-    new_lo = low + inc_lo
-    new_hi = high + inc_hi + (np.uint64(1) if new_lo < low else np.uint64(0))
-    mixed = new_hi ^ new_lo
-    rot = new_hi >> np.uint64(58)
-    out = (mixed >> rot) | (mixed << ((np.uint64(64) - rot) & np.uint64(63)))
-    return new_hi, new_lo, out
-
-
-@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
-def _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has):  # pragma: no cover - compiled
-    """numpy's ``next_uint32`` of a PCG64: the buffered upper half-word if there is one, else
-    the low half of a new output, its upper half buffered. Returns (state_hi, state_lo,
-    buffered, has, word)."""
-    if has:
-        return state_hi, state_lo, buffered, False, np.uint32(buffered)
-    state_hi, state_lo, raw = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
-    return state_hi, state_lo, raw >> np.uint64(32), True, np.uint32(raw & np.uint64(0xFFFFFFFF))
-
-
 @numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _strip_value(r):  # pragma: no cover - compiled
     """The word ``r``'s strip, 23-bit magnitude, signed value and whether it is accepted at
@@ -155,8 +104,8 @@ def _finish_draw(r, state_hi, state_lo, inc_hi, inc_lo, buffered, has, pos):  # 
             return z, state_hi, state_lo, buffered, has, pos
         if idx == 0:  # the tail beyond r
             while True:
-                state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
-                state_hi, state_lo, buffered, has, w2 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+                state_hi, state_lo, buffered, has, w1 = next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+                state_hi, state_lo, buffered, has, w2 = next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
                 pos += 2
                 u1 = np.float32(w1 >> np.uint32(8)) * to_unit
                 u2 = np.float32(w2 >> np.uint32(8)) * to_unit
@@ -166,13 +115,13 @@ def _finish_draw(r, state_hi, state_lo, inc_hi, inc_lo, buffered, has, pos):  # 
                     z = -(r_f + xx) if (rabs >> np.uint32(8)) & np.uint32(1) else r_f + xx
                     return z, state_hi, state_lo, buffered, has, pos
         # the wedge of strip idx
-        state_hi, state_lo, buffered, has, w1 = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+        state_hi, state_lo, buffered, has, w1 = next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
         pos += 1
         u = np.float32(w1 >> np.uint32(8)) * to_unit
         zz = np.float64(z)
         if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * zz * zz):
             return z, state_hi, state_lo, buffered, has, pos
-        state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+        state_hi, state_lo, buffered, has, r = next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
         pos += 1
 
 
@@ -204,7 +153,7 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
             # reference counting): whole outputs whose two words are both accepted at once
             split = False
             while i + 1 < stop and pos + 1 < stop_word:
-                state_hi, state_lo, raw = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                state_hi, state_lo, raw = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
                 r = np.uint32(raw & np.uint64(0xFFFFFFFF))
                 r2 = np.uint32(raw >> np.uint64(32))
                 idx, idx2 = r & np.uint32(0xFF), r2 & np.uint32(0xFF)
@@ -229,9 +178,9 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
             elif not (i < stop and pos < stop_word):
                 break
             else:
-                state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+                state_hi, state_lo, buffered, has, r = next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
         else:
-            state_hi, state_lo, buffered, has, r = _next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
+            state_hi, state_lo, buffered, has, r = next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has)
         first = pos
         pos += 1
         z, state_hi, state_lo, buffered, has, pos = _finish_draw(r, state_hi, state_lo, inc_hi, inc_lo, buffered,
@@ -329,9 +278,9 @@ def _fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: n
     if mode == "split" and n < _SPLIT_MAX:
         gen = _split_draws(state, pos, flat_out, flat_std, flat_w)
     else:
-        gen = _generator_at(state, pos)
+        gen = generator_at(state, pos)
         _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, _NO_STOP, _NO_STARTS)
-    _set_generator(bitgen, state, gen)
+    set_generator(bitgen, state, gen)
 
 
 _NO_STOP = 1 << 62  # stop_word: none
@@ -340,45 +289,6 @@ _NO_SCALE = np.zeros(0, dtype=np.float32)
 _SPLIT_MAX = 1 << 30  # the split records word positions as int32
 _SPLIT_MIN = 1 << 16
 SPLIT_OUTCOMES: collections.Counter[str] = collections.Counter()  # how split fills ended (tests)
-
-
-def _generator_at(state: dict, pos: int) -> np.ndarray:
-    """The generator of :func:`_ziggurat_into` (uint64: state high and low, increment high
-    and low, buffered word, whether buffered) as it stands when word ``pos`` of a fill from
-    ``state`` (numpy's PCG64 state dict) is the next one; -1 is the buffered word itself."""
-    inc = state["state"]["inc"]
-    if pos < 0:
-        word, has, at = state["uinteger"], 1, state["state"]["state"]
-    else:
-        walker = _walker()
-        walker.state = state
-        made = (pos + 1) // 2  # outputs made before word pos: its own if pos is an upper half
-        if made:
-            walker.advance(made - 1)
-            word = int(walker.random_raw(1)[0]) >> 32  # buffered, or stale once used (numpy's way)
-        else:
-            word = state["uinteger"]
-        has, at = pos % 2, walker.state["state"]["state"]
-    return np.array([at >> 64, at & _M64, inc >> 64, inc & _M64, word, has], dtype=np.uint64)
-
-
-_WALKERS = threading.local()
-
-
-def _walker() -> np.random.PCG64:
-    """A PCG64 of this thread to set states on and advance (a fresh ``PCG64()`` seeds itself
-    from the OS's entropy: 0.5 ms)."""
-    walker = getattr(_WALKERS, "pcg64", None)
-    if walker is None:
-        walker = _WALKERS.pcg64 = np.random.PCG64(0)
-    return walker
-
-
-def _set_generator(bitgen: np.random.PCG64, state: dict, gen: np.ndarray) -> None:
-    after = dict(state)
-    after["state"] = {"state": (int(gen[0]) << 64) | int(gen[1]), "inc": state["state"]["inc"]}
-    after["has_uint32"], after["uinteger"] = int(gen[5]), int(gen[4])
-    bitgen.state = after
 
 
 _SPLIT_SCRATCH = threading.local()
@@ -411,10 +321,10 @@ def _split_draws(state: dict, pos: int, flat_out: np.ndarray, flat_std: np.ndarr
     cut = 2 * int(n * 0.253)
     ahead_count = max(n - int(cut * 0.97), 1)  # draws of this thread: about cut / 1.012
     z, starts = _split_scratch(ahead_count)
-    ahead_gen = _generator_at(state, cut)
+    ahead_gen = generator_at(state, cut)
     ahead = helper_thread().submit(_ziggurat_into, ahead_gen, cut, z, _NO_SCALE, _NO_SCALE, 0, ahead_count,
                              _NO_STOP, starts)
-    gen = _generator_at(state, pos)
+    gen = generator_at(state, pos)
     try:
         i, pos = _ziggurat_into(gen, pos, flat_out, flat_std, flat_w, 0, n, cut, _NO_STARTS)
     finally:
@@ -438,7 +348,7 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
         pos = int(starts[meet + take]) if meet + take < drawn else ahead_end
         i += take
         SPLIT_OUTCOMES["met" if i == n else "met, worker stopped early"] += 1
-        gen = _generator_at(state, pos)
+        gen = generator_at(state, pos)
     else:
         SPLIT_OUTCOMES["never met"] += 1
     if i < n:  # the worker stopped short, or the two passes never met: go on from here
@@ -451,7 +361,7 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
 @numba.njit(cache=True, nogil=True, fastmath=False)
 def _ziggurat64_into(gen, out, ki, wi, fi, r, inv_r):  # pragma: no cover - compiled
     """Fill ``out`` as numpy's float64 ``random_standard_normal`` does on a PCG64: one 64-bit
-    output per try (:func:`_pcg64_next` on ``gen``, written back); the tail and the wedge
+    output per try (:func:`~archsim.devices.pcg64.pcg64_next` on ``gen``, written back); the tail and the wedge
     take uniforms ``(output >> 11) * 2**-53``, numpy's ``next_double``. The buffered
     half-word of float32 draws (``gen[4]``, ``gen[5]``) is left alone, as numpy leaves it."""
     state_hi, state_lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
@@ -463,7 +373,7 @@ def _ziggurat64_into(gen, out, ki, wi, fi, r, inv_r):  # pragma: no cover - comp
     for i in range(out.size):
         x = 0.0
         while True:
-            state_hi, state_lo, word = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+            state_hi, state_lo, word = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
             idx = word & low8
             word = word >> np.uint64(8)
             rabs = (word >> one) & magnitude
@@ -472,8 +382,8 @@ def _ziggurat64_into(gen, out, ki, wi, fi, r, inv_r):  # pragma: no cover - comp
                 break  # ~99 % of draws
             if idx == 0:  # the tail beyond r
                 while True:
-                    state_hi, state_lo, w1 = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
-                    state_hi, state_lo, w2 = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                    state_hi, state_lo, w1 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                    state_hi, state_lo, w2 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
                     xx = -inv_r * math.log1p(-np.float64(w1 >> eleven) * to_unit)
                     yy = -math.log1p(-np.float64(w2 >> eleven) * to_unit)
                     if yy + yy > xx * xx:
@@ -481,7 +391,7 @@ def _ziggurat64_into(gen, out, ki, wi, fi, r, inv_r):  # pragma: no cover - comp
                         break
                 break
             # the wedge of strip idx
-            state_hi, state_lo, w1 = _pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+            state_hi, state_lo, w1 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
             u = np.float64(w1 >> eleven) * to_unit
             if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * x * x):
                 break
@@ -520,7 +430,7 @@ class NormalStream:
         bitgen = self.rng.bit_generator
         if type(bitgen) is np.random.PCG64 and fast_path64_ok():
             self._state = bitgen.state
-            self.gen = _generator_at(self._state, -1 if self._state["has_uint32"] else 0)
+            self.gen = generator_at(self._state, -1 if self._state["has_uint32"] else 0)
         return self
 
     def fill(self, out: np.ndarray) -> None:
@@ -537,7 +447,7 @@ class NormalStream:
 
     def __exit__(self, *exc: object) -> None:
         if self.gen is not None:
-            _set_generator(self.rng.bit_generator, self._state, self.gen)
+            set_generator(self.rng.bit_generator, self._state, self.gen)
             self.gen = None
 
 
@@ -555,9 +465,9 @@ def _self_check64() -> bool:
         ours.random(1, dtype=np.float32)
         got = np.empty(n, dtype=np.float64)
         state = ours.bit_generator.state
-        gen = _generator_at(state, -1)
+        gen = generator_at(state, -1)
         _ziggurat64_into(gen, got, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
-        _set_generator(ours.bit_generator, state, gen)
+        set_generator(ours.bit_generator, state, gen)
         want = theirs.standard_normal(n)
         if not (np.array_equal(got.view(np.uint64), want.view(np.uint64))
                 and ours.bit_generator.state == theirs.bit_generator.state):

@@ -1,0 +1,112 @@
+"""numpy's PCG64 bit generator, stepped inside compiled loops.
+
+numpy's default generator is PCG64 (O'Neill, "PCG: A family of simple fast space-efficient
+statistically good algorithms for random number generation", HMC-CS-2014-0905): a 128-bit
+linear congruential state ``s = s * mult + inc`` and the XSL-RR output ``rotr64(hi ^ lo,
+hi >> 58)`` of the new state, as numpy's ``pcg64.h`` computes them. numpy hands its state out
+as a dict; here it is an array a numba kernel can step (:func:`generator_at`), one 64x64->128
+multiply per output (:func:`_mul_64x64`, an LLVM intrinsic: numba's integers stop at 64
+bits), and it goes back to numpy with :func:`set_generator`. 32-bit draws take the low half of
+an output first and keep the upper half buffered (:func:`next_word`, numpy's
+``next_uint32``), 64-bit draws take whole outputs and leave the buffer alone. ``PCG64.advance``
+places a second copy anywhere ahead (:func:`generator_at`), which is what lets a fill be
+split over threads. tests/test_devices.py checks every output and state against numpy's.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+_M64 = (1 << 64) - 1
+_PCG64_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
+_MULT_HI = np.uint64(_PCG64_MULT >> 64)
+_MULT_LO = np.uint64(_PCG64_MULT & _M64)
+
+
+@intrinsic
+def _mul_64x64(typingctx, a, b):  # pragma: no cover - compiled
+    """(high, low) 64-bit halves of the 128-bit product of two uint64: one ``mul`` on x86-64,
+    where numba's integers stop at 64 bits."""
+    sig = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, signature, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        low = builder.trunc(product, ir.IntType(64))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        return context.make_tuple(builder, signature.return_type, [high, low])
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def pcg64_next(state_hi, state_lo, inc_hi, inc_lo):  # pragma: no cover - compiled
+    """One step of numpy's PCG64 (O'Neill 2014, PCG-XSL-RR 128/64): the 128-bit LCG
+    ``state = state * mult + inc``, then the output ``rotr64(hi ^ lo, hi >> 58)`` of the new
+    state. Returns (state_hi, state_lo, output)."""
+    high, low = _mul_64x64(state_lo, _MULT_LO)
+    high = high + state_lo * _MULT_HI + state_hi * _MULT_LO
+    new_lo = low + inc_lo
+    new_hi = high + inc_hi + (np.uint64(1) if new_lo < low else np.uint64(0))
+    mixed = new_hi ^ new_lo
+    rot = new_hi >> np.uint64(58)
+    out = (mixed >> rot) | (mixed << ((np.uint64(64) - rot) & np.uint64(63)))
+    return new_hi, new_lo, out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def next_word(state_hi, state_lo, inc_hi, inc_lo, buffered, has):  # pragma: no cover - compiled
+    """numpy's ``next_uint32`` of a PCG64: the buffered upper half-word if there is one, else
+    the low half of a new output, its upper half buffered. Returns (state_hi, state_lo,
+    buffered, has, word)."""
+    if has:
+        return state_hi, state_lo, buffered, False, np.uint32(buffered)
+    state_hi, state_lo, raw = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+    return state_hi, state_lo, raw >> np.uint64(32), True, np.uint32(raw & np.uint64(0xFFFFFFFF))
+
+
+def generator_at(state: dict, pos: int) -> np.ndarray:
+    """The generator of :mod:`archsim.devices.normal`'s kernels (uint64: state high and low, increment high
+    and low, buffered word, whether buffered) as it stands when word ``pos`` of a fill from
+    ``state`` (numpy's PCG64 state dict) is the next one; -1 is the buffered word itself."""
+    inc = state["state"]["inc"]
+    if pos < 0:
+        word, has, at = state["uinteger"], 1, state["state"]["state"]
+    else:
+        walker = _walker()
+        walker.state = state
+        made = (pos + 1) // 2  # outputs made before word pos: its own if pos is an upper half
+        if made:
+            walker.advance(made - 1)
+            word = int(walker.random_raw(1)[0]) >> 32  # buffered, or stale once used (numpy's way)
+        else:
+            word = state["uinteger"]
+        has, at = pos % 2, walker.state["state"]["state"]
+    return np.array([at >> 64, at & _M64, inc >> 64, inc & _M64, word, has], dtype=np.uint64)
+
+
+_WALKERS = threading.local()
+
+
+def _walker() -> np.random.PCG64:
+    """A PCG64 of this thread to set states on and advance (a fresh ``PCG64()`` seeds itself
+    from the OS's entropy: 0.5 ms)."""
+    walker = getattr(_WALKERS, "pcg64", None)
+    if walker is None:
+        walker = _WALKERS.pcg64 = np.random.PCG64(0)
+    return walker
+
+
+def set_generator(bitgen: np.random.PCG64, state: dict, gen: np.ndarray) -> None:
+    """Give ``bitgen`` the state ``gen`` reached from ``state``: its 128-bit state and its
+    buffered half-word, as numpy's own draws would have left them."""
+    after = dict(state)
+    after["state"] = {"state": (int(gen[0]) << 64) | int(gen[1]), "inc": state["state"]["inc"]}
+    after["has_uint32"], after["uinteger"] = int(gen[5]), int(gen[4])
+    bitgen.state = after

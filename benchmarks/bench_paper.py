@@ -1,6 +1,6 @@
 """One epoch of the paper network three ways: plain numpy, archsim in software, archsim on a chip.
 
-    python benchmarks/bench_paper.py [--images 10000] [--hw paper-130nm] [--repeats 3]
+    python benchmarks/bench_paper.py [--images 10000] [--hw paper-130nm] [--repeats 3] [--interleave]
 
 The network and rule are those of ``workloads/paper-mnist-fmnist.yaml`` (784-4096-10,
 qnn-meta, 4 levels, batch 100); the images are the first ``--images`` of the MNIST training
@@ -21,6 +21,13 @@ training batch, which simulates the schedule's phases once) is timed and printed
 separately; images/s count the batches after the first. The GEMM-bound floor is the rate at
 which this machine runs only the matrix products of one training batch (measured here on the
 exact shapes), i.e. what no training loop of this network can beat.
+
+With ``--interleave`` the three train their epochs batch by batch in turn (one batch of plain
+numpy, one of archsim in software, one on the chip, then the next), each batch timed: on a
+virtual machine whose speed drifts by tens of percent within a minute, this keeps the three
+under the same conditions, where epochs run one after the other do not. Memory holds all
+three networks at once, and each batch starts with the caches holding another trainer's
+arrays (a layer's weights, 13 MB, exceed a core's 4 MB L2 either way).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +83,9 @@ class BatchClock:
         return self.stamps[-1] - self.stamps[0], self.cpu[-1] - self.cpu[0], sum(self.images[1:])
 
 
-def plain_numpy_epoch(
-    x: np.ndarray, y: np.ndarray, hidden: int, batch: int, clock: BatchClock, seed: int = 0
-) -> None:
-    """float32 SGD of 784-hidden-10 with sign/STE hidden units: the matrix products and little else."""
+def plain_numpy_steps(x: np.ndarray, y: np.ndarray, hidden: int, batch: int, seed: int = 0) -> Iterator[int]:
+    """float32 SGD of 784-hidden-10 with sign/STE hidden units: the matrix products and little
+    else. Trains one batch per ``next()`` and yields its number of images."""
     rng = np.random.default_rng(seed)
     w1 = rng.uniform(-0.1, 0.1, (784, hidden)).astype(np.float32)
     w2 = rng.uniform(-0.1, 0.1, (hidden, 10)).astype(np.float32)
@@ -103,7 +109,14 @@ def plain_numpy_epoch(
         g1 *= lr
         w1 -= g1
         w2 -= lr * g2
-        clock(batch)
+        yield batch
+
+
+def plain_numpy_epoch(
+    x: np.ndarray, y: np.ndarray, hidden: int, batch: int, clock: BatchClock, seed: int = 0
+) -> None:
+    for images in plain_numpy_steps(x, y, hidden, batch, seed):
+        clock(images)
 
 
 def gemm_seconds_per_batch(hidden: int, batch: int, repeats: int = 20) -> float:
@@ -149,6 +162,53 @@ def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchC
     return built
 
 
+def archsim_steps(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Iterator[int]:
+    """archsim's learner (and chip) as ``archsim_epoch`` builds it, one training batch per
+    ``next()`` (the first ``next()`` builds it and trains the first batch), in the epoch's
+    shuffled order."""
+    rngs = seed_streams(config.seed)
+    kwargs = {}
+    if config.hardware is not None:
+        from archsim.engine import build_architecture
+
+        arch = build_architecture(config)
+        kwargs = {"store_factory": arch.store_factory, "observer": arch.observer, "mvm": arch.mvm}
+    learner = build_learner(config, rngs["init"], rngs["device"], **kwargs)
+    batch = config.learning.batch_size
+    order = rngs["shuffle"].permutation(len(x))
+    for start in range(0, len(x) - batch + 1, batch):
+        idx = order[start : start + batch]
+        learner.train_batch(x[idx], y[idx])
+        yield batch
+
+
+def interleaved(trainers: dict[str, Iterator[int]]) -> dict[str, dict[str, float]]:
+    """Run the trainers' batches in turn (one batch of each, then the next), timing every
+    batch, so that all of them see the same machine: on a virtual machine whose speed drifts
+    by tens of percent within a minute, epochs run one after the other do not. The first
+    batch of each (with its build) is setup; rates count the rest."""
+    totals = {name: {"wall": 0.0, "cpu": 0.0, "images": 0, "setup": 0.0} for name in trainers}
+    live = dict(trainers)
+    first = True
+    while live:
+        for name, steps in list(live.items()):
+            wall, cpu = time.perf_counter(), time.process_time()
+            images = next(steps, None)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if images is None:
+                del live[name]
+            elif first:
+                totals[name]["setup"] = wall
+            else:
+                row = totals[name]
+                row["wall"] += wall
+                row["cpu"] += cpu
+                row["images"] += images
+        first = False
+    return {name: {"rate": t["images"] / t["wall"], "cpu_rate": t["images"] / t["cpu"],
+                   "steady_s": t["wall"], "setup_s": t["setup"]} for name, t in totals.items()}
+
+
 def measure(label: str, run: Callable[[BatchClock], float], repeats: int) -> dict[str, float]:
     """Best steady rate over ``repeats`` epochs, with the setup of that epoch."""
     best: dict[str, float] | None = None
@@ -184,6 +244,9 @@ def main() -> None:
     parser.add_argument("--hw", default="paper-130nm", help="hardware preset (name or YAML path)")
     parser.add_argument("--repeats", type=int, default=3, help="epochs of plain numpy and software (best)")
     parser.add_argument("--hw-repeats", type=int, default=1, help="epochs on the chip (best)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="one batch of each in turn, timed per batch (robust to a machine whose "
+                             "speed drifts); --repeats and --hw-repeats are then unused")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="workload/hardware override, e.g. model.hidden=[1024] (repeatable)")
     args = parser.parse_args()
@@ -204,10 +267,19 @@ def main() -> None:
     print(f"  GEMM-bound floor (5 products/batch) {floor:8.0f} img/s   "
           f"{gemm * 1e3:.2f} ms/batch, {flops / gemm / 1e9:.1f} GFLOP/s")
 
-    plain = measure("plain float32 numpy (SGD)", lambda c: (plain_numpy_epoch(x, y, hidden, batch, c), 0.0)[1],
-                    args.repeats)
-    soft = measure("archsim software", lambda c: archsim_epoch(software, x, y, c), args.repeats)
-    hw = measure(f"archsim --hw {args.hw}", lambda c: archsim_epoch(chip, x, y, c), args.hw_repeats)
+    if args.interleave:
+        rows = interleaved({"plain float32 numpy (SGD)": plain_numpy_steps(x, y, hidden, batch),
+                            "archsim software": archsim_steps(software, x, y),
+                            f"archsim --hw {args.hw}": archsim_steps(chip, x, y)})
+        for label, row in rows.items():
+            print(f"  {label:<34} {row['rate']:8.0f} img/s   {row['cpu_rate']:8.0f} img/CPU-s   "
+                  f"steady {row['steady_s']:6.2f} s   setup (build + first batch) {row['setup_s']:5.2f} s")
+        plain, soft, hw = rows.values()
+    else:
+        plain = measure("plain float32 numpy (SGD)", lambda c: (plain_numpy_epoch(x, y, hidden, batch, c), 0.0)[1],
+                        args.repeats)
+        soft = measure("archsim software", lambda c: archsim_epoch(software, x, y, c), args.repeats)
+        hw = measure(f"archsim --hw {args.hw}", lambda c: archsim_epoch(chip, x, y, c), args.hw_repeats)
 
     soft_ratio, hw_ratio = soft["rate"] / plain["rate"], hw["rate"] / plain["rate"]
     print(f"ratio archsim software / plain numpy: {soft_ratio:.2f}  (target >= 0.6: "

@@ -58,34 +58,13 @@ _HELPER_LOCK = threading.Lock()
 
 
 def helper_thread() -> ThreadPoolExecutor:
-    """One helper thread per process for work that numpy or a ``nogil`` kernel does outside
-    the GIL next to the calling thread (work submitted in order runs in order). A forked
-    child gets its own: the parent's thread does not exist there."""
+    """One helper thread per process for work that a ``nogil`` kernel does outside the GIL
+    next to the calling thread (the read noise's split fill; work submitted in order runs in
+    order). A forked child gets its own: the parent's thread does not exist there."""
     with _HELPER_LOCK:
         if not _HELPER or _HELPER[0][0] != os.getpid():
             _HELPER[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsim-helper"))]
         return _HELPER[0][1]
-
-
-_TWO_THREAD_MIN = 1 << 16
-
-
-def ufunc_on_two_threads(ufunc: np.ufunc, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``ufunc(x, out=out)`` for C-contiguous arrays of one shape, its two halves on two threads when
-    kernels may use two (numpy's loops release the GIL). Element-wise, with the same SIMD
-    loop for every element wherever the cut falls, so the values are those of one call; the
-    meta-function's float32 tanh over 3.2 M weights is the use (one thread: ~3 ms a step)."""
-    n = x.size
-    if THREADS < 2 or n < _TWO_THREAD_MIN:
-        return ufunc(x, out=out)
-    flat_x, flat_out = x.reshape(-1), out.reshape(-1)  # views: both C-contiguous
-    half = n // 2
-    second = helper_thread().submit(ufunc, flat_x[half:], out=flat_out[half:])
-    try:
-        ufunc(flat_x[:half], out=flat_out[:half])
-    finally:
-        second.result()
-    return out
 
 
 @contextmanager

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from archsim.config import RunConfig, load_run_config  # noqa: E402
 from archsim.data.tasks import to_unit_float  # noqa: E402
 from archsim.experiment import build_learner, lr_schedule_for, seed_streams  # noqa: E402
+from archsim.learning.trainer import Learner  # noqa: E402
 from archsim.data import load_split  # noqa: E402
 from benchmarks.common import best_time  # noqa: E402
 
@@ -141,12 +142,9 @@ def gemm_seconds_per_batch(hidden: int, batch: int, repeats: int = 20) -> float:
     return best_time(products, repeats)
 
 
-def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchClock) -> float:
-    """Build archsim's learner (and the chip, if the config has hardware); train one epoch.
-
-    Returns the build time in seconds (the setup before the first batch).
-    """
-    start = time.perf_counter()
+def build_archsim(config: RunConfig) -> tuple[Learner, dict[str, np.random.Generator]]:
+    """archsim's learner as ``archsim run`` builds it (with the chip, if the config has
+    hardware), and the run's random streams."""
     rngs = seed_streams(config.seed)
     kwargs = {}
     if config.hardware is not None:
@@ -154,7 +152,16 @@ def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchC
 
         arch = build_architecture(config)
         kwargs = {"store_factory": arch.store_factory, "observer": arch.observer, "mvm": arch.mvm}
-    learner = build_learner(config, rngs["init"], rngs["device"], **kwargs)
+    return build_learner(config, rngs["init"], rngs["device"], **kwargs), rngs
+
+
+def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchClock) -> float:
+    """Build archsim's learner (and the chip, if the config has hardware); train one epoch.
+
+    Returns the build time in seconds (the setup before the first batch).
+    """
+    start = time.perf_counter()
+    learner, rngs = build_archsim(config)
     built = time.perf_counter() - start
     learner.train_epochs(
         x, y, 1, config.learning.batch_size, rngs["shuffle"], lr_schedule_for(config), clock
@@ -163,17 +170,9 @@ def archsim_epoch(config: RunConfig, x: np.ndarray, y: np.ndarray, clock: BatchC
 
 
 def archsim_steps(config: RunConfig, x: np.ndarray, y: np.ndarray) -> Iterator[int]:
-    """archsim's learner (and chip) as ``archsim_epoch`` builds it, one training batch per
-    ``next()`` (the first ``next()`` builds it and trains the first batch), in the epoch's
-    shuffled order."""
-    rngs = seed_streams(config.seed)
-    kwargs = {}
-    if config.hardware is not None:
-        from archsim.engine import build_architecture
-
-        arch = build_architecture(config)
-        kwargs = {"store_factory": arch.store_factory, "observer": arch.observer, "mvm": arch.mvm}
-    learner = build_learner(config, rngs["init"], rngs["device"], **kwargs)
+    """``archsim_epoch`` one training batch per ``next()`` (the first ``next()`` builds the
+    learner and trains the first batch), in the epoch's shuffled order."""
+    learner, rngs = build_archsim(config)
     batch = config.learning.batch_size
     order = rngs["shuffle"].permutation(len(x))
     for start in range(0, len(x) - batch + 1, batch):

@@ -187,6 +187,20 @@ def test_memory_table_from_a_size_sweep(tmp_path):
     assert not table["reaches_pair"].any()  # tiny networks on 300 images
 
 
+def test_memory_table_keeps_each_m_star_of_a_size_apart_and_averages_seeds(tmp_path):
+    """A sweep over sizes and m* (the BNN's m chosen on validation) gives one row per (size,
+    m*), each the mean over its seeds, never a mean over different m*."""
+    spec = write_sweep(tmp_path, "sizes-m", set={"data.evaluate_test": False},
+                       grid={"model.hidden": [[8]], "learning.m_star": [0.0, 3.0]}, seeds=[0, 1])
+    run_sweep(spec, serial=True)
+    table = memory_table([tmp_path / "sizes-m"])
+    assert list(table["m_star"]) == [0.0, 3.0] and list(table["seeds"]) == [2, 2]
+    frame = read_sweep(tmp_path / "sizes-m").frame
+    for m, row in zip((0.0, 3.0), table.itertuples()):
+        column = frame[frame["learning.m_star"] == m]["validation_accuracy.after:fashion.mnist"]
+        assert row.val_mnist_after_fashion == round(100 * column.mean(), 2)
+
+
 # -- 3. k-bit hidden weights ------------------------------------------------------------------
 def test_fixed_point_grid_nearest_and_stochastic():
     values = np.array([0.3, -0.26, 1.99, -2.5, 0.0], dtype=np.float32)

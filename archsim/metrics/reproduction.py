@@ -416,13 +416,21 @@ MEMORY_COLUMNS = ["rule", "levels", "m_star", "hidden", "weights", "seeds", "val
                   "command", "commit"]
 
 
+def setting_key(config_json: str) -> str:
+    """A point's configuration without its seed: the points of one setting share it."""
+    config = json.loads(config_json)
+    config.pop("seed", None)
+    return json.dumps(config, sort_keys=True)
+
+
 def memory_table(folders: list[str | Path]) -> pd.DataFrame:
-    """One row per network (mean over seeds) of the size sweeps, validation accuracy only."""
+    """One row per setting (network size, and m* where a sweep varies it; mean over seeds) of
+    the size sweeps, validation accuracy only."""
     rows = []
     for folder in folders:
         sweep = read_sweep(folder)
         first, last = pair_columns("validation_accuracy", sweep.task_names())
-        for _, group in sweep.frame.groupby("model.hidden", sort=False):
+        for _, group in sweep.frame.groupby(sweep.frame["config_json"].map(setting_key), sort=False):
             head = group.iloc[0]
             config = json.loads(head["config_json"])
             val_first = group[first].map(percent).mean()
@@ -442,4 +450,4 @@ def memory_table(folders: list[str | Path]) -> pd.DataFrame:
                 "command": checked_command(sweep, head),
                 "commit": str(head.get("code_commit", "unknown") or "unknown"),
             })
-    return pd.DataFrame(rows, columns=MEMORY_COLUMNS).sort_values(["rule", "weights"]).reset_index(drop=True)
+    return pd.DataFrame(rows, columns=MEMORY_COLUMNS).sort_values(["rule", "weights", "m_star"]).reset_index(drop=True)

@@ -149,21 +149,17 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
     i = start
     while i < stop and pos < stop_word:
         if not has:
-            # the common case, written out here (array arguments to inlined helpers cost
-            # reference counting): whole outputs whose two words are both accepted at once
+            # the common case: whole outputs whose two words are both accepted at once
             split = False
             while i + 1 < stop and pos + 1 < stop_word:
                 state_hi, state_lo, raw = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
                 r = np.uint32(raw & np.uint64(0xFFFFFFFF))
-                r2 = np.uint32(raw >> np.uint64(32))
-                idx, idx2 = r & np.uint32(0xFF), r2 & np.uint32(0xFF)
-                rabs, rabs2 = (r >> np.uint32(9)) & np.uint32(0x7FFFFF), (r2 >> np.uint32(9)) & np.uint32(0x7FFFFF)
                 buffered = raw >> np.uint64(32)  # numpy keeps the used upper half, stale
-                if not (rabs < _KI[idx] and rabs2 < _KI[idx2]):
+                _, _, z, accepted = _strip_value(r)
+                _, _, z2, accepted2 = _strip_value(np.uint32(buffered))
+                if not (accepted and accepted2):
                     split = True
                     break
-                z = np.float32(rabs) * _WI[idx] * _SIGNS[(r >> np.uint32(8)) & np.uint32(1)]
-                z2 = np.float32(rabs2) * _WI[idx2] * _SIGNS[(r2 >> np.uint32(8)) & np.uint32(1)]
                 if record:
                     starts[i], starts[i + 1] = pos, pos + 1
                 if scale:

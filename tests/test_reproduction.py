@@ -163,6 +163,8 @@ def test_memory_uses_the_measured_bnn_when_the_table_exists(monkeypatch, tmp_pat
         {"rule": "qnn-meta", "levels": 4, "hidden": "1024", "val_mnist_after_fashion": 97.0,
          "val_fashion_after_fashion": 86.0, "reaches_pair": True, "command": "x"},
     ]
+    for row, m in zip(rows, (5.0, 5.0, 2.0)):
+        row["m_star"] = m
     path = tmp_path / "memory-matched.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -175,6 +177,7 @@ def test_memory_uses_the_measured_bnn_when_the_table_exists(monkeypatch, tmp_pat
     qnn_bits = MatchedNetwork("qnn-meta", 4, (1024,), 97, 86, True, "x").footprint().total
     bnn_bits = MatchedNetwork("bnn-meta", 2, (1024, 1024), 97, 86, True, "x").footprint().total
     assert f"measured saving {bnn_bits / qnn_bits:.2f}x" in text
+    assert "QNN qnn-meta 784-1024-10 (L = 4, m* = 2)" in text and "784-1024-1024-10 (L = 2, m* = 5)" in text
 
 
 def test_memory_table_from_a_size_sweep(tmp_path):

@@ -137,6 +137,8 @@ class MatchedNetwork:
     val_fashion_after_fashion: float
     reaches_pair: bool
     command: str
+    m_star: float | None = None
+    """The metaplasticity strength the row was trained at (m* for qnn-meta, m for bnn-meta)."""
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -164,6 +166,7 @@ def read_matched(path: Path | None = None) -> list[MatchedNetwork]:
                 val_fashion_after_fashion=float(row["val_fashion_after_fashion"]),
                 reaches_pair=row["reaches_pair"].strip().lower() == "true",
                 command=row["command"],
+                m_star=float(row["m_star"]) if row.get("m_star") not in (None, "") else None,
             )
             for row in csv.DictReader(handle)
         ]
@@ -286,8 +289,9 @@ def matched_comparison_lines(rows: list[MatchedNetwork] | None = None) -> list[s
             lines.append(f"    {label}: no size in {MATCHED_CSV.name} reaches the pair on validation")
             continue
         fp = net.footprint()
+        strength = "" if net.m_star is None else f", m* = {net.m_star:g}"
         lines.append(
-            f"    {label} {net.rule} {net.name} (L = {net.levels}): {fp.total:,d} bits, "
+            f"    {label} {net.rule} {net.name} (L = {net.levels}{strength}): {fp.total:,d} bits, "
             f"{fp.total_with_optimizer:,d} with optimizer; validation {net.val_mnist_after_fashion:.2f} / "
             f"{net.val_fashion_after_fashion:.2f}"
         )

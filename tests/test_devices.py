@@ -1109,8 +1109,21 @@ PROGRAMMING_CASES = [
 ]
 
 
+@pytest.fixture(params=["one pass", "split"])
+def split(request, monkeypatch):
+    """The kernels run as one loop, or split into uneven chunks of a few elements (the
+    two-pass scans that the kernels' threads share on a large layer)."""
+    if request.param == "split":
+        from archsim.learning import kernels
+
+        monkeypatch.setattr(kernels, "SCAN_PARTS", 7)
+        monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", 5)
+        monkeypatch.setitem(kernels.SCAN_GRAIN, "gather", 3)
+    return request.param
+
+
 @pytest.mark.parametrize("device", PROGRAMMING_CASES)
-def test_compiled_program_equals_the_numpy_code(device):
+def test_compiled_program_equals_the_numpy_code(device, split):
     """DevicePlane.program through its compiled kernels, initial (count=False) and counted,
     against the numpy code it replaced: pulses, energy, failures, stuck flags, every
     per-device array and the generator state after, bit for bit."""
@@ -1137,7 +1150,7 @@ def test_compiled_program_equals_the_numpy_code(device):
 
 
 @pytest.mark.parametrize("device", PROGRAMMING_CASES)
-def test_compiled_commit_equals_the_numpy_code(device):
+def test_compiled_commit_equals_the_numpy_code(device, split):
     """DeviceStore.commit against the numpy code it replaced over several commits (large and
     small moves, the clock advancing): the CommitReport, every device array and counter, the
     writes, energy, decoded weights and the generator state, bit for bit."""
@@ -1191,7 +1204,7 @@ def _reference_decode(store, layer, index):
 
 
 @pytest.mark.parametrize("device", [dict(NOISY), dict(NOISY, mapping="reference"), dict(c2c_sigma=0.05)])
-def test_compiled_decode_equals_the_numpy_formula(device):
+def test_compiled_decode_equals_the_numpy_formula(device, split):
     store, hidden, _ = make_store(shape=(90, 50), **device)
     layer = store.layers[0]
     w, std = _reference_decode(store, layer, None)

@@ -103,6 +103,34 @@ def test_fused_level_index_and_commit_match_numpy(levels):
         np.testing.assert_array_equal(store.read(0), q.values.astype(np.float32)[new])
 
 
+@pytest.mark.parametrize("parts, grain", [(1, 1 << 17), (7, 5), (2, 64)])
+@pytest.mark.parametrize("levels, values", [(5, None), (300, None), (4, [-1.0, -0.2, 0.5, 1.0])])
+def test_level_changes_match_level_index_compare_and_flatnonzero(monkeypatch, parts, grain, levels, values):
+    """Quantizer.level_changes (one fused scan, or two-pass chunks split over threads) against
+    level_index, != and np.flatnonzero: same levels and dtype, mask and sorted indices."""
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "SCAN_PARTS", parts)
+    monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", grain)
+    rng = np.random.default_rng(levels)
+    q = Quantizer.from_config(levels, values)
+    for shape in [(1,), (7,), (13, 17), (301, 33)]:
+        hidden = rng.normal(0, 0.6, shape).astype(np.float32)
+        if hidden.size > 3000:  # exact thresholds, levels and their neighbours
+            hidden = awkward_weights(rng, shape, q)
+        old = q.level_index(hidden + rng.normal(0, 0.05, shape).astype(np.float32))
+        old.reshape(-1)[:3] = q.level_index(hidden).reshape(-1)[:3]  # unchanged first weights
+        for h in (hidden, hidden.astype(np.float64)):
+            new, changed, index = q.level_changes(h, old)
+            expected = q.level_index(h)
+            assert new.dtype == expected.dtype and changed.shape == shape and index.dtype == np.intp
+            np.testing.assert_array_equal(new, expected)
+            np.testing.assert_array_equal(changed, expected != old)
+            np.testing.assert_array_equal(index, np.flatnonzero(expected != old))
+    new, changed, index = q.level_changes(hidden, new)  # nothing moved
+    assert not changed.any() and index.size == 0
+
+
 def test_fused_sign_matches_numpy_where():
     from archsim.learning.network import sign
 

@@ -16,6 +16,8 @@ import numpy as np
 from archsim.devices.kernels import prepare_write_verify, pulse_step, store_programmed
 from archsim.devices.normal import NormalStream, standard_normal
 from archsim.devices.model import DeviceModel
+from archsim.learning import kernels
+from archsim.learning.kernels import kernel_launch
 
 _EMPTY = np.zeros(0, dtype=np.float64)
 _EVERY = np.zeros(0, dtype=np.int64)  # positions placeholder: every device
@@ -153,15 +155,17 @@ class DevicePlane:
         work = _WriteVerify.allocate(n, target_state.dtype, self.gain is not None,
                                      bool(model.state_c2c.any()))
         wears_out = self.endurance is not None and count
-        kept, worn = prepare_write_verify(
-            index, target_g, target_state, self.stuck,
-            self.wear(model) if wears_out else _NO_COUNTS,
-            self.endurance if wears_out else _NO_FLOAT32,  # type: ignore[arg-type]
-            _stuck_conductance(model), self.g,
-            _NO_FLOAT32 if self.gain is None else self.gain,
-            model.state_c2c if work.sigma.size else _EMPTY,
-            skip, positions, work.devices, work.state, work.g, work.target, work.gain, work.sigma,
-        )
+        with kernel_launch():
+            kept, worn = prepare_write_verify(
+                index, target_g, target_state, self.stuck,
+                self.wear(model) if wears_out else _NO_COUNTS,
+                self.endurance if wears_out else _NO_FLOAT32,  # type: ignore[arg-type]
+                _stuck_conductance(model), self.g,
+                _NO_FLOAT32 if self.gain is None else self.gain,
+                model.state_c2c if work.sigma.size else _EMPTY,
+                skip, positions, work.devices, work.state, work.g, work.target, work.gain, work.sigma,
+                np.empty((kernels.scan_chunks(n, "gather"), 2), dtype=np.int64),
+            )
         self.worn_out += worn
         result.newly_stuck = worn
         if kept < n:
@@ -177,13 +181,14 @@ class DevicePlane:
         amplitude = _EMPTY
         if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
             amplitude = standard_normal(rng, kept)
-        store_programmed(
-            work.devices, positions, work.state, work.g, work.pulses, model.state_relax, relax,
-            amplitude, count, event, self.g, self.programs, self.pulses,
-            _NO_COUNTS if self.program_event is None else self.program_event,
-            _NO_FLOAT32 if self.relax_amplitude is None else self.relax_amplitude,
-            pulses_out,
-        )
+        with kernel_launch():
+            store_programmed(
+                work.devices, positions, work.state, work.g, work.pulses, model.state_relax, relax,
+                amplitude, count, event, self.g, self.programs, self.pulses,
+                _NO_COUNTS if self.program_event is None else self.program_event,
+                _NO_FLOAT32 if self.relax_amplitude is None else self.relax_amplitude,
+                pulses_out, kernels.scan_chunks(kept, "gather"),
+            )
         return result
 
     def _write_verify(self, work: _WriteVerify, model: DeviceModel, rng: np.random.Generator) -> tuple[int, float]:
@@ -206,6 +211,7 @@ class DevicePlane:
         before, after = work.before, work.after
         # positions still outside tolerance: a round reads one buffer and writes the other
         buffers = (np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
+        staging = _EVERY  # where the chunks of a round split over threads keep theirs first
         pos = _EVERY  # the first pulse works on every device
         normals = np.empty(n, dtype=np.float64) if work.sigma.size else _EMPTY  # draws, reused
         count = n
@@ -218,8 +224,13 @@ class DevicePlane:
                 if work.sigma.size:
                     draws = normals[:count]
                     stream.fill(draws)
-                left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
-                                  tol, work.pulses, before, after, outside)
+                chunks = kernels.scan_chunks(count, "stream")
+                if chunks > 1 and staging.size < n:
+                    staging = np.empty(n, dtype=np.int64)
+                with kernel_launch():
+                    left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
+                                      tol, work.pulses, before, after, outside, staging,
+                                      np.empty(chunks, dtype=np.int64))
                 g_a, new = before[:count], after[:count]
                 total_new = float(new.sum())
                 pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())

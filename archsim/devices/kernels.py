@@ -6,6 +6,13 @@ results are bit-identical; random draws are made by the caller in the same order
 (numpy's ``standard_normal`` values, :mod:`archsim.devices.normal`), and sums over many
 devices stay numpy sums of the same arrays (numpy adds pairwise; a loop would add in another
 order). tests/test_devices.py keeps the numpy code as reference.
+
+Every kernel takes ``chunks`` (:func:`archsim.learning.kernels.scan_chunks`): 1 runs it as one
+loop in the calling thread; more splits it over the kernels' threads (call it inside
+:func:`~archsim.learning.kernels.kernel_launch`). Each device or weight is independent of the
+others, so a split changes no result; where the kernel keeps some of them in order (the
+devices to program, those still outside tolerance) it counts per chunk first and then writes
+each chunk from the sum of the counts before it -- the order of one loop.
 """
 
 from __future__ import annotations
@@ -15,7 +22,62 @@ import math
 import numba
 import numpy as np
 
-_JIT = {"cache": True, "nogil": True, "fastmath": False}
+from archsim.learning.kernels import chunk_bounds
+
+_JIT = {"cache": True, "nogil": True, "parallel": True, "fastmath": False}
+
+
+@numba.njit(inline="always")
+def _kept_before(counts: np.ndarray, c: int) -> int:
+    """How many the chunks before chunk ``c`` kept (a handful of chunks: summed where needed)."""
+    total = 0
+    for d in range(c):
+        total += counts[d]
+    return total
+
+
+@numba.njit(inline="always")
+def _pulse_chunk(
+    positions: np.ndarray,
+    every: bool,
+    g: np.ndarray,
+    target: np.ndarray,
+    gain: np.ndarray,
+    sigma: np.ndarray,
+    draws: np.ndarray,
+    tolerance: float,
+    pulses: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    start: int,
+    stop: int,
+    outside: np.ndarray,
+    o: int,
+) -> int:
+    """:func:`pulse_step` of devices ``start:stop``; those still outside tolerance go to
+    ``outside`` from ``o`` (never past the device being pulsed); returns how many."""
+    has_gain = gain.size > 0
+    has_sigma = sigma.size > 0
+    at = positions[start:stop] if not every else positions
+    drawn = draws[start:stop] if has_sigma else draws
+    was, now, out = before[start:stop], after[start:stop], outside[o:]
+    left = 0
+    for j in range(stop - start):
+        p = start + j if every else at[j]
+        g_a = g[p]
+        t_a = target[p]
+        new = g_a + gain[p] * (t_a - g_a) if has_gain else t_a
+        if has_sigma:
+            new = new + sigma[p] * drawn[j]
+        if new < 0.0:  # np.maximum(new, 0.0): NaN stays NaN
+            new = 0.0
+        was[j] = g_a
+        now[j] = new
+        g[p] = new
+        pulses[p] += np.uint32(1)
+        out[left] = p  # kept only if outside tolerance: no branch to mispredict
+        left += abs(new - t_a) > tolerance
+    return left
 
 
 @numba.njit(**_JIT)
@@ -32,35 +94,66 @@ def pulse_step(
     before: np.ndarray,
     after: np.ndarray,
     outside: np.ndarray,
+    staging: np.ndarray,
+    counts: np.ndarray,
 ) -> int:
-    """One pulse and verify of the devices ``positions`` (all n when ``every``).
+    """One pulse and verify of the devices ``positions`` (all n when ``every``), in
+    ``counts.size`` chunks.
 
     Per device j at position p: G -> ``G + k (G_t - G)`` (``G_t`` when ``gain`` is empty),
     plus ``sigma[p] * draws[j]`` (none when ``sigma`` is empty), floored at 0; ``before[j]``
     and ``after[j]`` get the conductance before and after (the caller prices the pulses from
     them), ``g[p]`` the new one, ``pulses[p]`` one more. The positions still outside
-    tolerance, in order, go to ``outside``; returns how many.
+    tolerance, in order, go to ``outside``; returns how many. Split, each chunk keeps its
+    own in ``staging`` (as long as ``outside``) first.
     """
     count = g.size if every else positions.size
-    has_gain = gain.size > 0
-    has_sigma = sigma.size > 0
-    left = 0
-    for j in range(count):
-        p = j if every else positions[j]
-        g_a = g[p]
-        t_a = target[p]
-        new = g_a + gain[p] * (t_a - g_a) if has_gain else t_a
-        if has_sigma:
-            new = new + sigma[p] * draws[j]
-        if new < 0.0:  # np.maximum(new, 0.0): NaN stays NaN
-            new = 0.0
-        before[j] = g_a
-        after[j] = new
-        g[p] = new
-        pulses[p] += np.uint32(1)
-        outside[left] = p  # kept only if outside tolerance: no branch to mispredict
-        left += abs(new - t_a) > tolerance
-    return left
+    chunks = counts.size
+    if chunks == 1:
+        return _pulse_chunk(positions, every, g, target, gain, sigma, draws, tolerance, pulses, before,
+                            after, 0, count, outside, 0)
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(count, chunks, c)
+        counts[c] = _pulse_chunk(positions, every, g, target, gain, sigma, draws, tolerance, pulses,
+                                 before, after, start, stop, staging, start)
+    for c in numba.prange(chunks):
+        start = chunk_bounds(count, chunks, c)[0]
+        o = _kept_before(counts, c)
+        kept, to = staging[start:start + counts[c]], outside[o:]
+        for k in range(kept.size):
+            to[k] = kept[k]
+    return _kept_before(counts, chunks)
+
+
+@numba.njit(inline="always")
+def _decode_chunk(
+    index: np.ndarray,
+    levels: np.ndarray,
+    g_plus: np.ndarray,
+    g_minus: np.ndarray,
+    planes: int,
+    targets: np.ndarray,
+    level_values: np.ndarray,
+    weight_per_siemens: float,
+    noise_per_siemens: float,
+    weights: np.ndarray,
+    read_std: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    has_std = read_std.size > 0
+    for i in index[start:stop]:
+        k = levels[i]
+        g0 = np.float64(g_plus[i])
+        deviation = 0.0 + (g0 - np.float64(targets[0, k]))
+        square = 0.0 + g0 * g0
+        if planes == 2:
+            g1 = np.float64(g_minus[i])
+            deviation = deviation - (g1 - np.float64(targets[1, k]))
+            square = square + g1 * g1
+        weights[i] = np.float32(np.float64(level_values[k]) + deviation * weight_per_siemens)
+        if has_std:
+            read_std[i] = np.float32(math.sqrt(square) * noise_per_siemens)
 
 
 @numba.njit(**_JIT)
@@ -76,6 +169,7 @@ def decode_weights(
     noise_per_siemens: float,
     weights: np.ndarray,
     read_std: np.ndarray,
+    chunks: int,
 ) -> None:
     """Read-back weight and read-noise std of the weights ``index`` (flat), in float64:
 
@@ -83,20 +177,14 @@ def decode_weights(
     G_k) * ...``) and ``std = sqrt(G+^2 + G-^2) * noise_per_siemens``, stored as float32
     (``read_std`` empty: no read noise). ``targets`` is (planes, levels) float32.
     """
-    has_std = read_std.size > 0
-    for j in range(index.size):
-        i = index[j]
-        k = levels[i]
-        g0 = np.float64(g_plus[i])
-        deviation = 0.0 + (g0 - np.float64(targets[0, k]))
-        square = 0.0 + g0 * g0
-        if planes == 2:
-            g1 = np.float64(g_minus[i])
-            deviation = deviation - (g1 - np.float64(targets[1, k]))
-            square = square + g1 * g1
-        weights[i] = np.float32(np.float64(level_values[k]) + deviation * weight_per_siemens)
-        if has_std:
-            read_std[i] = np.float32(math.sqrt(square) * noise_per_siemens)
+    if chunks == 1:
+        _decode_chunk(index, levels, g_plus, g_minus, planes, targets, level_values, weight_per_siemens,
+                      noise_per_siemens, weights, read_std, 0, index.size)
+        return
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(index.size, chunks, c)
+        _decode_chunk(index, levels, g_plus, g_minus, planes, targets, level_values, weight_per_siemens,
+                      noise_per_siemens, weights, read_std, start, stop)
 
 
 # --------------------------------------------------------------------------- programming
@@ -107,6 +195,69 @@ def decode_weights(
 # them); the kernels below make one pass per phase of the programming -- which devices of
 # which plane, their write-verify state, the write-back, the per-weight totals -- each
 # reading or writing every array it needs at a device's position while it is there.
+
+
+@numba.njit(inline="always")
+def _plane_requests_chunk(
+    index: np.ndarray,
+    old_levels: np.ndarray,
+    new_levels: np.ndarray,
+    targets: np.ndarray,
+    new_of: np.ndarray,
+    planes_of: np.ndarray,
+    counts: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    """Which planes each changed weight ``start:stop`` programs (bit p of ``planes_of``), its
+    new level (``new_of``), and per plane how many (``counts``)."""
+    planes = targets.shape[0]
+    for p in range(planes):
+        counts[p] = 0
+    weights, levels, which = index[start:stop], new_of[start:stop], planes_of[start:stop]
+    for j in range(weights.size):
+        i = weights[j]
+        old = old_levels[i]
+        new = new_levels[i]
+        levels[j] = new
+        bits = 0
+        for p in range(planes):
+            if targets[p, new] != targets[p, old]:
+                bits |= 1 << p
+                counts[p] += 1
+        which[j] = bits
+
+
+@numba.njit(inline="always")
+def _write_requests_chunk(
+    index: np.ndarray,
+    targets: np.ndarray,
+    state_of: np.ndarray,
+    new_of: np.ndarray,
+    planes_of: np.ndarray,
+    start: int,
+    stop: int,
+    first: np.ndarray,
+    devices: np.ndarray,
+    target_g: np.ndarray,
+    target_state: np.ndarray,
+    where: np.ndarray,
+) -> None:
+    """The requests of weights ``start:stop``, per plane p from position ``first[p]`` on."""
+    planes = targets.shape[0]
+    weights, levels, which = index[start:stop], new_of[start:stop], planes_of[start:stop]
+    for p in range(planes):
+        c = 0
+        to_device, to_g, to_state, to_where = (devices[p, first[p]:], target_g[p, first[p]:],
+                                               target_state[p, first[p]:], where[p, first[p]:])
+        for j in range(weights.size):
+            if which[j] >> p & 1:
+                new = levels[j]
+                to_device[c] = weights[j]
+                to_g[c] = targets[p, new]
+                to_state[c] = state_of[p, new]
+                to_where[c] = start + j
+                c += 1
 
 
 @numba.njit(**_JIT)
@@ -120,6 +271,9 @@ def device_requests(
     target_g: np.ndarray,
     target_state: np.ndarray,
     where: np.ndarray,
+    need: np.ndarray,
+    new_of: np.ndarray,
+    planes_of: np.ndarray,
     counts: np.ndarray,
 ) -> None:
     """The devices to program, per plane, for the changed weights ``index`` (flat).
@@ -128,24 +282,114 @@ def device_requests(
     ``targets[p, new level]`` differs from the old one (a differential pair moving between
     two positive levels leaves G- alone). Per plane p, in ``index`` order: the device's flat
     index (``devices[p]``), target conductance and state (``target_g[p]``,
-    ``target_state[p]``) and the weight's position in ``index`` (``where[p]``); ``counts[p]``
-    gets how many. Each weight's two levels are read once for both planes.
+    ``target_state[p]``) and the weight's position in ``index`` (``where[p]``); ``need[p]``
+    gets how many. A first pass reads each weight's two levels once for both planes and
+    keeps its new level and planes (``new_of``, ``planes_of``, one per changed weight); a
+    second writes the requests, in ``counts.shape[0]`` chunks (``counts``: (chunks, planes)).
     """
+    n = index.size
+    chunks = counts.shape[0]
     planes = targets.shape[0]
-    counts[:] = 0
-    for j in range(index.size):
-        i = index[j]
-        old = old_levels[i]
-        new = new_levels[i]
-        for p in range(planes):
-            target = targets[p, new]
-            if target != targets[p, old]:
-                c = counts[p]
-                devices[p, c] = i
-                target_g[p, c] = target
-                target_state[p, c] = state_of[p, new]
-                where[p, c] = j
-                counts[p] = c + 1
+    if chunks == 1:
+        _plane_requests_chunk(index, old_levels, new_levels, targets, new_of, planes_of, counts[0], 0, n)
+    else:
+        for c in numba.prange(chunks):
+            start, stop = chunk_bounds(n, chunks, c)
+            _plane_requests_chunk(index, old_levels, new_levels, targets, new_of, planes_of, counts[c],
+                                  start, stop)
+    for p in range(planes):  # counts become each chunk's first position per plane
+        total = 0
+        for c in range(chunks):
+            k = counts[c, p]
+            counts[c, p] = total
+            total += k
+        need[p] = total
+    if chunks == 1:
+        _write_requests_chunk(index, targets, state_of, new_of, planes_of, 0, n, counts[0], devices,
+                              target_g, target_state, where)
+    else:
+        for c in numba.prange(chunks):
+            start, stop = chunk_bounds(n, chunks, c)
+            _write_requests_chunk(index, targets, state_of, new_of, planes_of, start, stop, counts[c],
+                                  devices, target_g, target_state, where)
+
+
+@numba.njit(inline="always")
+def _refuse_chunk(
+    index: np.ndarray,
+    stuck: np.ndarray,
+    wear: np.ndarray,
+    endurance: np.ndarray,
+    stuck_g: float,
+    g_plane: np.ndarray,
+    skip: np.ndarray,
+    start: int,
+    stop: int,
+) -> tuple[int, int]:
+    """Refuse the stuck devices among ``index[start:stop]`` (wearing out those whose wear has
+    reached their endurance); returns (how many kept, how many wore out)."""
+    wears_out = endurance.size > 0
+    set_g = not math.isnan(stuck_g)
+    kept = 0
+    worn = 0
+    refusals = skip[start:stop]
+    for k, i in enumerate(index[start:stop]):
+        refused = stuck[i]
+        # numpy compares uint32 with float32 in float64: exact for both
+        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
+            stuck[i] = True
+            if set_g:
+                g_plane[i] = stuck_g
+            worn += 1
+            refused = True
+        refusals[k] = refused
+        kept += not refused
+    return kept, worn
+
+
+@numba.njit(inline="always")
+def _gather_chunk(
+    index: np.ndarray,
+    requested_g: np.ndarray,
+    requested_state: np.ndarray,
+    g_plane: np.ndarray,
+    gain_plane: np.ndarray,
+    state_c2c: np.ndarray,
+    skip: np.ndarray,
+    start: int,
+    stop: int,
+    kept: int,
+    positions: np.ndarray,
+    devices: np.ndarray,
+    state: np.ndarray,
+    g: np.ndarray,
+    target: np.ndarray,
+    gain: np.ndarray,
+    sigma: np.ndarray,
+) -> None:
+    """The working arrays of the devices of ``index[start:stop]`` not refused, from ``kept`` on."""
+    has_gain = gain_plane.size > 0
+    has_sigma = state_c2c.size > 0
+    refusals, wanted_g, wanted_state = skip[start:stop], requested_g[start:stop], requested_state[start:stop]
+    to_position, to_device, to_state = positions[kept:], devices[kept:], state[kept:]
+    to_g, to_target = g[kept:], target[kept:]
+    to_gain = gain[kept:] if has_gain else gain
+    to_sigma = sigma[kept:] if has_sigma else sigma
+    j = 0
+    for k, i in enumerate(index[start:stop]):
+        if refusals[k]:
+            continue
+        s = wanted_state[k]
+        to_position[j] = start + k
+        to_device[j] = i
+        to_state[j] = s
+        to_g[j] = np.float64(g_plane[i])
+        to_target[j] = np.float64(wanted_g[k])
+        if has_gain:
+            to_gain[j] = np.float64(gain_plane[i])
+        if has_sigma:
+            to_sigma[j] = state_c2c[s]
+        j += 1
 
 
 @numba.njit(**_JIT)
@@ -168,9 +412,10 @@ def prepare_write_verify(
     target: np.ndarray,
     gain: np.ndarray,
     sigma: np.ndarray,
+    counts: np.ndarray,
 ) -> tuple[int, int]:
-    """Refuse the stuck devices among ``index`` and gather the write-verify loop's working
-    arrays for the others, in one pass.
+    """Refuse the stuck devices among ``index``, then gather the write-verify loop's working
+    arrays for the others.
 
     A stuck device is refused (``skip[k]`` True). With ``endurance`` (empty: infinite), a
     device whose ``wear`` has reached its endurance wears out now: it becomes stuck, its
@@ -179,38 +424,71 @@ def prepare_write_verify(
     and target state, its conductance and target in float64, its gain (none when
     ``gain_plane`` is empty) and the cycle-to-cycle sigma of its target state (none when
     ``state_c2c`` is empty). Returns (how many to program, how many wore out). ``index``
-    holds no device twice.
+    holds no device twice. ``counts``: (chunks, 2) scratch.
     """
-    wears_out = endurance.size > 0
-    set_g = not math.isnan(stuck_g)
-    has_gain = gain_plane.size > 0
-    has_sigma = state_c2c.size > 0
-    kept = 0
+    n = index.size
+    chunks = counts.shape[0]
+    if chunks == 1:
+        kept, worn = _refuse_chunk(index, stuck, wear, endurance, stuck_g, g_plane, skip, 0, n)
+        _gather_chunk(index, requested_g, requested_state, g_plane, gain_plane, state_c2c, skip, 0, n, 0,
+                      positions, devices, state, g, target, gain, sigma)
+        return kept, worn
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(n, chunks, c)
+        counts[c, 0], counts[c, 1] = _refuse_chunk(index, stuck, wear, endurance, stuck_g, g_plane, skip,
+                                                   start, stop)
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(n, chunks, c)
+        _gather_chunk(index, requested_g, requested_state, g_plane, gain_plane, state_c2c, skip, start,
+                      stop, _kept_before(counts[:, 0], c), positions, devices, state, g, target, gain, sigma)
     worn = 0
-    for k in range(index.size):
-        i = index[k]
-        refused = stuck[i]
-        # numpy compares uint32 with float32 in float64: exact for both
-        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
-            stuck[i] = True
-            if set_g:
-                g_plane[i] = stuck_g
-            worn += 1
-            refused = True
-        skip[k] = refused
-        # written for every device, kept (the count advances) only for those programmed
-        s = requested_state[k]
-        positions[kept] = k
-        devices[kept] = i
-        state[kept] = s
-        g[kept] = np.float64(g_plane[i])
-        target[kept] = np.float64(requested_g[k])
-        if has_gain:
-            gain[kept] = np.float64(gain_plane[i])
-        if has_sigma:
-            sigma[kept] = state_c2c[s]
-        kept += not refused
-    return kept, worn
+    for c in range(chunks):
+        worn += counts[c, 1]
+    return _kept_before(counts[:, 0], chunks), worn
+
+
+@numba.njit(inline="always")
+def _store_chunk(
+    devices: np.ndarray,
+    positions: np.ndarray,
+    state: np.ndarray,
+    g: np.ndarray,
+    pulses: np.ndarray,
+    state_relax: np.ndarray,
+    relax_draws: np.ndarray,
+    amplitude_draws: np.ndarray,
+    count: bool,
+    event: int,
+    g_plane: np.ndarray,
+    programs: np.ndarray,
+    plane_pulses: np.ndarray,
+    program_event: np.ndarray,
+    relax_amplitude: np.ndarray,
+    pulses_out: np.ndarray,
+    start: int,
+    stop: int,
+) -> None:
+    relaxes = relax_draws.size > 0
+    has_event = program_event.size > 0
+    has_amplitude = relax_amplitude.size > 0
+    at, states, conductance, took = positions[start:stop], state[start:stop], g[start:stop], pulses[start:stop]
+    relax = relax_draws[start:stop] if relaxes else relax_draws
+    amplitude = amplitude_draws[start:stop] if has_amplitude else amplitude_draws
+    for j, i in enumerate(devices[start:stop]):
+        new = conductance[j]
+        if relaxes:
+            new = new + state_relax[states[j]] * relax[j]
+            if new < 0.0:  # np.maximum(g, 0.0): NaN stays NaN
+                new = 0.0
+        g_plane[i] = np.float32(new)
+        pulses_out[at[j]] = took[j]
+        if count:
+            programs[i] += np.uint32(1)
+            plane_pulses[i] += took[j]
+        if has_event:
+            program_event[i] = np.uint32(event)
+        if has_amplitude:
+            relax_amplitude[i] = np.float32(state_relax[states[j]] * amplitude[j])
 
 
 @numba.njit(**_JIT)
@@ -231,6 +509,7 @@ def store_programmed(
     program_event: np.ndarray,
     relax_amplitude: np.ndarray,
     pulses_out: np.ndarray,
+    chunks: int,
 ) -> None:
     """Write the result of the write-verify loop back into the plane.
 
@@ -241,25 +520,30 @@ def store_programmed(
     the slow-relaxation amplitude ``relax[state] * amplitude_draws[j]`` (when
     ``relax_amplitude`` is not empty).
     """
-    relaxes = relax_draws.size > 0
-    has_event = program_event.size > 0
-    has_amplitude = relax_amplitude.size > 0
-    for j in range(devices.size):
-        i = devices[j]
-        new = g[j]
-        if relaxes:
-            new = new + state_relax[state[j]] * relax_draws[j]
-            if new < 0.0:  # np.maximum(g, 0.0): NaN stays NaN
-                new = 0.0
-        g_plane[i] = np.float32(new)
-        pulses_out[positions[j]] = pulses[j]
-        if count:
-            programs[i] += np.uint32(1)
-            plane_pulses[i] += pulses[j]
-        if has_event:
-            program_event[i] = np.uint32(event)
-        if has_amplitude:
-            relax_amplitude[i] = np.float32(state_relax[state[j]] * amplitude_draws[j])
+    if chunks == 1:
+        _store_chunk(devices, positions, state, g, pulses, state_relax, relax_draws, amplitude_draws, count,
+                     event, g_plane, programs, plane_pulses, program_event, relax_amplitude, pulses_out,
+                     0, devices.size)
+        return
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(devices.size, chunks, c)
+        _store_chunk(devices, positions, state, g, pulses, state_relax, relax_draws, amplitude_draws, count,
+                     event, g_plane, programs, plane_pulses, program_event, relax_amplitude, pulses_out,
+                     start, stop)
+
+
+@numba.njit(inline="always")
+def _merge_chunk(
+    where: np.ndarray, plane_pulses: np.ndarray, pulses: np.ndarray, steps: np.ndarray, requested: np.ndarray,
+    start: int, stop: int,
+) -> None:
+    took = plane_pulses[start:stop]
+    for j, w in enumerate(where[start:stop]):
+        p = took[j]
+        pulses[w] += p
+        if p > steps[w]:
+            steps[w] = p
+        requested[w] = True
 
 
 @numba.njit(**_JIT)
@@ -269,31 +553,52 @@ def merge_plane_pulses(
     pulses: np.ndarray,
     steps: np.ndarray,
     requested: np.ndarray,
+    chunks: int,
 ) -> None:
     """Add one plane's pulses to the changed weights at ``where``: ``pulses`` (all devices of
     a weight), ``steps`` (the larger of the pair) and ``requested`` (a device was asked)."""
-    for j in range(where.size):
-        w = where[j]
-        p = plane_pulses[j]
-        pulses[w] += p
-        if p > steps[w]:
-            steps[w] = p
-        requested[w] = True
+    if chunks == 1:
+        _merge_chunk(where, plane_pulses, pulses, steps, requested, 0, where.size)
+        return
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(where.size, chunks, c)
+        _merge_chunk(where, plane_pulses, pulses, steps, requested, start, stop)
+
+
+@numba.njit(inline="always")
+def _count_chunk(
+    index: np.ndarray, requested: np.ndarray, pulses: np.ndarray, writes: np.ndarray, stuck: np.ndarray,
+    start: int, stop: int,
+) -> int:
+    skipped = 0
+    asked, took, refusals = requested[start:stop], pulses[start:stop], stuck[start:stop]
+    for j, i in enumerate(index[start:stop]):
+        refused = asked[j] and took[j] == 0
+        refusals[j] = refused
+        if refused:
+            skipped += 1
+        else:
+            writes[i] += np.uint32(1)
+    return skipped
 
 
 @numba.njit(**_JIT)
 def count_writes(
-    index: np.ndarray, requested: np.ndarray, pulses: np.ndarray, writes: np.ndarray, stuck: np.ndarray
+    index: np.ndarray,
+    requested: np.ndarray,
+    pulses: np.ndarray,
+    writes: np.ndarray,
+    stuck: np.ndarray,
+    counts: np.ndarray,
 ) -> int:
     """One write more for every changed weight ``index`` that took a pulse; a weight whose
     devices were requested but took none had them all stuck (``stuck``: not a write, as a
-    device that is not stuck takes at least one pulse). Returns how many were stuck."""
-    skipped = 0
-    for j in range(index.size):
-        refused = requested[j] and pulses[j] == 0
-        stuck[j] = refused
-        if refused:
-            skipped += 1
-        else:
-            writes[index[j]] += np.uint32(1)
-    return skipped
+    device that is not stuck takes at least one pulse). Returns how many were stuck.
+    ``counts``: one per chunk, scratch."""
+    chunks = counts.size
+    if chunks == 1:
+        return _count_chunk(index, requested, pulses, writes, stuck, 0, index.size)
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(index.size, chunks, c)
+        counts[c] = _count_chunk(index, requested, pulses, writes, stuck, start, stop)
+    return _kept_before(counts, chunks)

@@ -31,6 +31,8 @@ from archsim.config.device import DeviceConfig
 from archsim.devices.arrays import DevicePlane
 from archsim.devices.kernels import count_writes, decode_weights, device_requests, merge_plane_pulses
 from archsim.devices.model import DeviceModel
+from archsim.learning import kernels
+from archsim.learning.kernels import kernel_launch
 from archsim.devices.normal import scaled_normal_into
 from archsim.learning.quantizer import Quantizer
 from archsim.learning.storage import CommitReport
@@ -166,19 +168,21 @@ class DeviceStore:
         if index is None:
             index = np.arange(layer.levels.size)
         planes = layer.planes
-        decode_weights(
-            index,
-            layer.levels.reshape(-1),
-            planes[0].g,
-            planes[-1].g,
-            len(planes),
-            self._targets,
-            model.level_values32,
-            float(model.weight_per_siemens),
-            float(self.config.read_noise_sigma * model.weight_per_siemens),
-            layer.weights.reshape(-1),
-            _NO_STD if layer.read_std is None else layer.read_std.reshape(-1),
-        )
+        with kernel_launch():
+            decode_weights(
+                index,
+                layer.levels.reshape(-1),
+                planes[0].g,
+                planes[-1].g,
+                len(planes),
+                self._targets,
+                model.level_values32,
+                float(model.weight_per_siemens),
+                float(self.config.read_noise_sigma * model.weight_per_siemens),
+                layer.weights.reshape(-1),
+                _NO_STD if layer.read_std is None else layer.read_std.reshape(-1),
+                kernels.scan_chunks(index.size, "gather"),
+            )
 
     def age_factors(self) -> tuple[np.ndarray, np.ndarray]:
         """Per programming event (float32): the drift factor ``((t + t0)/t0)^-nu`` and the
@@ -301,9 +305,7 @@ class DeviceStore:
         self.commits += 1
         model = self.model
         state = self.layers[layer]
-        new_levels = self.quantizer.level_index(hidden)
-        changed = new_levels != state.levels
-        index = np.flatnonzero(changed)
+        new_levels, changed, index = self.quantizer.level_changes(hidden, state.levels)
         if index.size == 0:
             state.levels = new_levels
             none = np.zeros(0, dtype=np.uint32)
@@ -322,19 +324,27 @@ class DeviceStore:
         target_state = np.empty((planes, index.size), dtype=np.uint8)
         where = np.empty((planes, index.size), dtype=np.int64)
         need = np.empty(planes, dtype=np.int64)
-        device_requests(index, old_levels, new_levels.reshape(-1), self._targets, self._state_of,
-                        devices, target_g, target_state, where, need)
+        chunks = kernels.scan_chunks(index.size, "gather")
+        with kernel_launch():
+            device_requests(index, old_levels, new_levels.reshape(-1), self._targets, self._state_of,
+                            devices, target_g, target_state, where, need,
+                            np.empty(index.size, dtype=new_levels.dtype), np.empty(index.size, dtype=np.uint8),
+                            np.empty((chunks, planes), dtype=np.int64))
         for p, plane in enumerate(state.planes):
             m = int(need[p])
             if m == 0:
                 continue
             res = plane.program(devices[p, :m], target_g[p, :m], target_state[p, :m], model,
                                 self.rng, event)
-            merge_plane_pulses(where[p, :m], res.pulses, pulses, steps, requested)
+            with kernel_launch():
+                merge_plane_pulses(where[p, :m], res.pulses, pulses, steps, requested,
+                                   kernels.scan_chunks(m, "stream"))
             energy += res.energy_j
             self.verify_failures += res.verify_failures
         stuck = np.empty(index.size, dtype=bool)
-        self.stuck_skipped_writes += count_writes(index, requested, pulses, state.writes.reshape(-1), stuck)
+        with kernel_launch():
+            self.stuck_skipped_writes += count_writes(index, requested, pulses, state.writes.reshape(-1), stuck,
+                                                      np.empty(chunks, dtype=np.int64))
         state.version += 1
         self._decode(state, index)
         self.energy_j += energy

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.learning.kernels import kernel_launch, uniform_level_index
+from archsim.learning import kernels
+from archsim.learning.kernels import collect_changed, kernel_launch, level_changes, uniform_level_index
+
+_NO_HIDDEN = np.zeros(0, dtype=np.float32)
 
 
 def uniform_levels(levels: int) -> np.ndarray:
@@ -74,6 +77,37 @@ class Quantizer:
                 )
             return index
         return np.searchsorted(self.thresholds, hidden, side="right").astype(dtype)
+
+    def level_changes(self, hidden: np.ndarray, old: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``new = level_index(hidden)``, ``changed = new != old`` and ``np.flatnonzero(changed)``.
+
+        Uniform levels: one compiled scan computes the levels, compares them and counts the
+        changes per chunk, a second collects the changed indices (sorted, as flatnonzero);
+        both split over the kernels' threads when the layer is large.
+        """
+        uniform = self.uniform_step is not None
+        new = self.level_index(hidden) if not uniform else np.empty(np.shape(hidden), dtype=old.dtype)
+        if new.shape != old.shape or new.dtype != old.dtype:
+            raise ValueError(f"stored levels {old.dtype}{old.shape} do not match {new.dtype}{new.shape}")
+        flat = new.reshape(-1)
+        source = _NO_HIDDEN
+        if uniform:
+            source = np.asarray(hidden)
+            if source.dtype not in (np.float32, np.float64):
+                source = source.astype(np.float64)
+            source = np.ascontiguousarray(source).reshape(-1)
+        constants = self.uniform_constants() if uniform else (0.0, 0.0, 0)
+        changed = np.empty(new.shape, dtype=bool)
+        mask = changed.reshape(-1)
+        offsets = np.empty(kernels.scan_chunks(flat.size, "stream"), dtype=np.int64)
+        with kernel_launch():
+            total = level_changes(source, uniform, *constants, np.ascontiguousarray(old).reshape(-1),
+                                  flat, mask, offsets)
+        index = np.empty(total, dtype=np.intp)
+        if total:
+            with kernel_launch():
+                collect_changed(mask, mask[: mask.size // 8 * 8].view(np.uint64), offsets, index)
+        return new, changed, index
 
     def uniform_constants(self) -> tuple[float, float, int]:
         """(Q_0, 1 / step, L - 1): the uniform quantizer as the fused kernels take it."""

@@ -3,6 +3,8 @@ they replace (the pre-fusion code, kept here as the reference)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -129,6 +131,25 @@ def test_level_changes_match_level_index_compare_and_flatnonzero(monkeypatch, pa
             np.testing.assert_array_equal(index, np.flatnonzero(expected != old))
     new, changed, index = q.level_changes(hidden, new)  # nothing moved
     assert not changed.any() and index.size == 0
+
+
+def test_scans_split_only_large_work_and_never_under_a_one_thread_budget():
+    """scan_chunks: one pass below two grains of work, at most SCAN_PARTS chunks above; with
+    OMP_NUM_THREADS=1 (sweep workers) every kernel runs as one pass in the calling thread."""
+    import subprocess
+    import sys
+
+    from archsim.learning import kernels
+
+    grain = kernels.SCAN_GRAIN["gather"]
+    assert kernels.scan_chunks(2 * grain - 1, "gather") == 1
+    assert 1 <= kernels.scan_chunks(10**8, "gather") <= kernels.SCAN_PARTS
+    assert kernels.scan_chunks(10**8, "stream") == kernels.SCAN_PARTS
+    code = ("from archsim.learning import kernels as k; "
+            "print(k.THREADS, k.SCAN_PARTS, k.scan_chunks(10**8, 'stream'))")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1", "1"]
 
 
 def test_fused_sign_matches_numpy_where():

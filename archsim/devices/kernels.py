@@ -315,81 +315,39 @@ def device_requests(
 
 
 @numba.njit(inline="always")
-def _refuse_chunk(
-    index: np.ndarray,
-    stuck: np.ndarray,
-    wear: np.ndarray,
-    endurance: np.ndarray,
-    stuck_g: float,
-    g_plane: np.ndarray,
-    skip: np.ndarray,
-    start: int,
-    stop: int,
-) -> tuple[int, int]:
-    """Refuse the stuck devices among ``index[start:stop]`` (wearing out those whose wear has
-    reached their endurance); returns (how many kept, how many wore out)."""
-    wears_out = endurance.size > 0
-    set_g = not math.isnan(stuck_g)
-    kept = 0
-    worn = 0
-    refusals = skip[start:stop]
-    for k, i in enumerate(index[start:stop]):
-        refused = stuck[i]
-        # numpy compares uint32 with float32 in float64: exact for both
-        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
-            stuck[i] = True
-            if set_g:
-                g_plane[i] = stuck_g
-            worn += 1
-            refused = True
-        refusals[k] = refused
-        kept += not refused
-    return kept, worn
+def _refused(
+    i: int, stuck: np.ndarray, wear: np.ndarray, endurance: np.ndarray, stuck_g: float, g_plane: np.ndarray
+) -> tuple[bool, bool]:
+    """Whether device ``i`` is refused, and whether it wore out now (then it becomes stuck and
+    its conductance goes to ``stuck_g``; NaN: it keeps its last one)."""
+    if stuck[i]:
+        return True, False
+    # numpy compares uint32 with float32 in float64: exact for both
+    if endurance.size > 0 and np.float64(wear[i]) >= np.float64(endurance[i]):
+        stuck[i] = True
+        if not math.isnan(stuck_g):
+            g_plane[i] = stuck_g
+        return True, True
+    return False, False
 
 
 @numba.njit(inline="always")
-def _gather_chunk(
-    index: np.ndarray,
-    requested_g: np.ndarray,
-    requested_state: np.ndarray,
-    g_plane: np.ndarray,
-    gain_plane: np.ndarray,
-    state_c2c: np.ndarray,
-    skip: np.ndarray,
-    start: int,
-    stop: int,
-    kept: int,
-    positions: np.ndarray,
-    devices: np.ndarray,
-    state: np.ndarray,
-    g: np.ndarray,
-    target: np.ndarray,
-    gain: np.ndarray,
-    sigma: np.ndarray,
+def _gather_one(
+    k: int, i: int, j: int, requested_g: np.ndarray, requested_state: np.ndarray, g_plane: np.ndarray,
+    gain_plane: np.ndarray, state_c2c: np.ndarray, positions: np.ndarray, devices: np.ndarray,
+    state: np.ndarray, g: np.ndarray, target: np.ndarray, gain: np.ndarray, sigma: np.ndarray,
 ) -> None:
-    """The working arrays of the devices of ``index[start:stop]`` not refused, from ``kept`` on."""
-    has_gain = gain_plane.size > 0
-    has_sigma = state_c2c.size > 0
-    refusals, wanted_g, wanted_state = skip[start:stop], requested_g[start:stop], requested_state[start:stop]
-    to_position, to_device, to_state = positions[kept:], devices[kept:], state[kept:]
-    to_g, to_target = g[kept:], target[kept:]
-    to_gain = gain[kept:] if has_gain else gain
-    to_sigma = sigma[kept:] if has_sigma else sigma
-    j = 0
-    for k, i in enumerate(index[start:stop]):
-        if refusals[k]:
-            continue
-        s = wanted_state[k]
-        to_position[j] = start + k
-        to_device[j] = i
-        to_state[j] = s
-        to_g[j] = np.float64(g_plane[i])
-        to_target[j] = np.float64(wanted_g[k])
-        if has_gain:
-            to_gain[j] = np.float64(gain_plane[i])
-        if has_sigma:
-            to_sigma[j] = state_c2c[s]
-        j += 1
+    """Request ``k`` (device ``i``) as device ``j`` of the write-verify loop's working arrays."""
+    s = requested_state[k]
+    positions[j] = k
+    devices[j] = i
+    state[j] = s
+    g[j] = np.float64(g_plane[i])
+    target[j] = np.float64(requested_g[k])
+    if gain_plane.size > 0:
+        gain[j] = np.float64(gain_plane[i])
+    if state_c2c.size > 0:
+        sigma[j] = state_c2c[s]
 
 
 @numba.njit(**_JIT)
@@ -414,7 +372,7 @@ def prepare_write_verify(
     sigma: np.ndarray,
     counts: np.ndarray,
 ) -> tuple[int, int]:
-    """Refuse the stuck devices among ``index``, then gather the write-verify loop's working
+    """Refuse the stuck devices among ``index`` and gather the write-verify loop's working
     arrays for the others.
 
     A stuck device is refused (``skip[k]`` True). With ``endurance`` (empty: infinite), a
@@ -424,23 +382,44 @@ def prepare_write_verify(
     and target state, its conductance and target in float64, its gain (none when
     ``gain_plane`` is empty) and the cycle-to-cycle sigma of its target state (none when
     ``state_c2c`` is empty). Returns (how many to program, how many wore out). ``index``
-    holds no device twice. ``counts``: (chunks, 2) scratch.
+    holds no device twice. In one pass (``counts``: (1, 2)), or split in ``counts.shape[0]``
+    chunks: the refusals and their counts per chunk first, then the gathers.
     """
     n = index.size
     chunks = counts.shape[0]
     if chunks == 1:
-        kept, worn = _refuse_chunk(index, stuck, wear, endurance, stuck_g, g_plane, skip, 0, n)
-        _gather_chunk(index, requested_g, requested_state, g_plane, gain_plane, state_c2c, skip, 0, n, 0,
-                      positions, devices, state, g, target, gain, sigma)
+        kept = 0
+        worn = 0
+        for k, i in enumerate(index):
+            refused, worn_now = _refused(i, stuck, wear, endurance, stuck_g, g_plane)
+            skip[k] = refused
+            worn += worn_now
+            if not refused:
+                _gather_one(k, i, kept, requested_g, requested_state, g_plane, gain_plane, state_c2c,
+                            positions, devices, state, g, target, gain, sigma)
+                kept += 1
         return kept, worn
     for c in numba.prange(chunks):
         start, stop = chunk_bounds(n, chunks, c)
-        counts[c, 0], counts[c, 1] = _refuse_chunk(index, stuck, wear, endurance, stuck_g, g_plane, skip,
-                                                   start, stop)
+        refusals = skip[start:stop]
+        kept = 0
+        worn = 0
+        for k, i in enumerate(index[start:stop]):
+            refused, worn_now = _refused(i, stuck, wear, endurance, stuck_g, g_plane)
+            refusals[k] = refused
+            worn += worn_now
+            kept += not refused
+        counts[c, 0] = kept
+        counts[c, 1] = worn
     for c in numba.prange(chunks):
         start, stop = chunk_bounds(n, chunks, c)
-        _gather_chunk(index, requested_g, requested_state, g_plane, gain_plane, state_c2c, skip, start,
-                      stop, _kept_before(counts[:, 0], c), positions, devices, state, g, target, gain, sigma)
+        refusals = skip[start:stop]
+        j = _kept_before(counts[:, 0], c)
+        for k, i in enumerate(index[start:stop]):
+            if not refusals[k]:
+                _gather_one(start + k, i, j, requested_g, requested_state, g_plane, gain_plane, state_c2c,
+                            positions, devices, state, g, target, gain, sigma)
+                j += 1
     worn = 0
     for c in range(chunks):
         worn += counts[c, 1]

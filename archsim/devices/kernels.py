@@ -399,31 +399,45 @@ def prepare_write_verify(
                             positions, devices, state, g, target, gain, sigma)
                 kept += 1
         return kept, worn
-    for c in numba.prange(chunks):
+    for c in numba.prange(chunks):  # each chunk gathers its own into its own place first
         start, stop = chunk_bounds(n, chunks, c)
-        refusals = skip[start:stop]
         kept = 0
         worn = 0
-        for k, i in enumerate(index[start:stop]):
+        for k in range(start, stop):
+            i = index[k]
             refused, worn_now = _refused(i, stuck, wear, endurance, stuck_g, g_plane)
-            refusals[k] = refused
+            skip[k] = refused
             worn += worn_now
-            kept += not refused
+            if not refused:
+                _gather_one(k, i, start + kept, requested_g, requested_state, g_plane, gain_plane, state_c2c,
+                            positions, devices, state, g, target, gain, sigma)
+                kept += 1
         counts[c, 0] = kept
         counts[c, 1] = worn
-    for c in numba.prange(chunks):
-        start, stop = chunk_bounds(n, chunks, c)
-        refusals = skip[start:stop]
-        j = _kept_before(counts[:, 0], c)
-        for k, i in enumerate(index[start:stop]):
-            if not refusals[k]:
-                _gather_one(start + k, i, j, requested_g, requested_state, g_plane, gain_plane, state_c2c,
-                            positions, devices, state, g, target, gain, sigma)
-                j += 1
+    j = 0
     worn = 0
-    for c in range(chunks):
+    for c in range(chunks):  # then the runs move down, in order (a destination never passes its source)
+        start = chunk_bounds(n, chunks, c)[0]
+        kept = counts[c, 0]
         worn += counts[c, 1]
-    return _kept_before(counts[:, 0], chunks), worn
+        if j < start:
+            _move_down(positions, start, j, kept)
+            _move_down(devices, start, j, kept)
+            _move_down(state, start, j, kept)
+            _move_down(g, start, j, kept)
+            _move_down(target, start, j, kept)
+            _move_down(gain, start, j, kept)
+            _move_down(sigma, start, j, kept)
+        j += kept
+    return j, worn
+
+
+@numba.njit(inline="always")
+def _move_down(a: np.ndarray, source: int, to: int, count: int) -> None:
+    """``a[to:to + count] = a[source:source + count]`` for ``to <= source`` (empty ``a``: none)."""
+    if a.size > 0:
+        for k in range(count):
+            a[to + k] = a[source + k]
 
 
 @numba.njit(inline="always")

@@ -152,9 +152,9 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
     while i < stop and pos < stop_word:
         if not has:
             # the common case: whole outputs whose two words are both accepted at once, as
-            # many as fit before ``stop`` and ``stop_word``, counted by an unsigned index: with
-            # numba's signed indices every array access also wraps negative values around, and
-            # that made this loop 1.4x slower (docs/performance.md)
+            # many as fit before ``stop`` and ``stop_word``, counted once, indexed unsigned: with
+            # a signed index every array access also wraps negative values around, and that and
+            # a bound test per output made this loop 1.4x slower (docs/performance.md)
             split = False
             at = np.uint64(i)
             for _ in range(min(stop - i, stop_word - pos) // 2):

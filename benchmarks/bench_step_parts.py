@@ -1,6 +1,6 @@
 """Cost of each part of one training step of the paper network on the chip, per call.
 
-    python benchmarks/bench_step_parts.py [--hw paper-130nm] [--repeats 15]
+    python benchmarks/bench_step_parts.py [--hw paper-130nm] [--repeats 15] [--against DIR]
 
 Times (best of ``--repeats``, so the least disturbed by other processes; wall clock and CPU
 time of all threads) every part of one 784-4096-10 qnn-meta training step of batch 100 in
@@ -14,6 +14,9 @@ time with numpy's own float64 ``standard_normal`` for the write-verify draws ins
 compiled ziggurat of ``archsim/devices/normal.py`` (same draws, same results), alternating
 with the compiled one, and the ratio is printed. (Not the whole step: it gets cheaper as
 training goes on and fewer weights change level, so whichever side ran later would win.)
+``--against DIR`` times the layer-1 read a second time with the read-noise fill of another
+checkout's ``archsim/devices/normal.py`` (see ``bench_read_noise.py``), alternating with this
+tree's on the same store after checking both draw the same, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archsim.devices import normal  # noqa: E402
+from archsim.devices import store as store_module  # noqa: E402
 from archsim.engine import build_architecture  # noqa: E402
 from archsim.experiment import build_learner, seed_streams  # noqa: E402
 from archsim.learning.network import softmax_cross_entropy  # noqa: E402
 from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
+from benchmarks.bench_read_noise import load_normal  # noqa: E402
 
 
 def best_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -72,11 +77,43 @@ def compiled_against_numpy(fn: Callable[[], object], repeats: int, rounds: int =
     return fast, slow
 
 
+@contextmanager
+def read_noise_of(module) -> Iterator[None]:  # noqa: ANN001 - a normal.py module
+    """Within: the device store draws its read noise with ``module``'s fill."""
+    saved = store_module.scaled_normal_into
+    store_module.scaled_normal_into = module.scaled_normal_into
+    try:
+        yield
+    finally:
+        store_module.scaled_normal_into = saved
+
+
+def read_against(store, other, repeats: int, rounds: int = 3) -> tuple:  # noqa: ANN001
+    """(this tree's, ``other``'s) best (wall, CPU) ms of the layer-1 read, alternating
+    ``rounds`` times, after checking that both give the same draws and generator state."""
+    reads = []
+    for module in (normal, other):
+        state = store.rng.bit_generator.state
+        with read_noise_of(module):
+            reads.append((store.read(0).copy().view(np.uint32), store.rng.bit_generator.state))
+        store.rng.bit_generator.state = state
+    if not (np.array_equal(reads[0][0], reads[1][0]) and reads[0][1] == reads[1][1]):
+        sys.exit("--against: its read noise draws differently from this tree's")
+    ours = theirs = (float("inf"), float("inf"))
+    for _ in range(rounds):
+        ours = tuple(map(min, ours, best_ms(lambda: store.read(0), repeats)))
+        with read_noise_of(other):
+            theirs = tuple(map(min, theirs, best_ms(lambda: store.read(0), repeats)))
+    return ours, theirs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hw", default="paper-130nm")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--against", type=Path, default=None, help="root of another archsim checkout")
     args = parser.parse_args()
+    other = load_normal(args.against.resolve()) if args.against else None
     config = paper_config(1000, args.hw)
     arch = build_architecture(config)
     rngs = seed_streams(0)
@@ -117,6 +154,10 @@ def main() -> None:
             lambda: mvm.backward(1, caches[1].normalized, weights[1]), r)),
         ("device store read layer 1 (store.read)", best_ms(lambda: store.read(0), r)),
     ]
+    if other is not None:
+        read_ours, read_theirs = read_against(store, other, r)
+        rows += [("  the same, this tree's read noise (alternating)", read_ours),
+                 ("  the same, --against's read noise (alternating)", read_theirs)]
     commit_fast, commit_numpy = compiled_against_numpy(commit_layer1, r)
     rows += [
         (f"device store commit layer 1, {changes} level changes", commit_fast),
@@ -132,6 +173,9 @@ def main() -> None:
         print(f"  {name:<60} {wall:9.2f} {cpu:9.2f}")
     print(f"commit layer 1, compiled float64 draws / numpy's: wall {commit_fast[0] / commit_numpy[0]:.3f}, "
           f"CPU {commit_fast[1] / commit_numpy[1]:.3f}")
+    if other is not None:
+        print(f"read layer 1, this tree / --against {args.against}: wall {read_ours[0] / read_theirs[0]:.3f}, "
+              f"CPU {read_ours[1] / read_theirs[1]:.3f}")
 
 
 if __name__ == "__main__":

@@ -813,6 +813,40 @@ def test_ziggurat_tables_match_the_installed_numpy():
         assert draw((k << 9) | idx)[1] > 1
 
 
+
+def test_read_noise_signs_and_zero_magnitudes_on_crafted_words():
+    """The sign (bit 8 of a word) on every strip and magnitudes 0, 1 and ki - 1: each output
+    crafted so that its two words reach the kernel's fast lane together, the draws equal
+    numpy's bit for bit (a zero magnitude with the sign set is -0.0) and the words used too."""
+    from archsim.devices.normal import fast_path_ok, scaled_normal_into, ziggurat_tables
+
+    assert fast_path_ok()
+    ki, _, _ = ziggurat_tables()
+    mult = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
+    inverse, mask = pow(mult, -1, 1 << 128), (1 << 128) - 1
+    ours, theirs = np.random.Generator(np.random.PCG64(0)), np.random.Generator(np.random.PCG64(0))
+    # weights -0.0 and std 1: out = z * 1 + -0.0 is z itself, its sign on a zero included
+    zero, one = np.full(3, -0.0, dtype=np.float32), np.ones(3, dtype=np.float32)
+    negative_zeros = 0
+    for idx in range(256):
+        for rabs in sorted({0, 1, max(int(ki[idx]) - 1, 0)}):
+            for sign in (0, 1):
+                low = (rabs << 9) | (sign << 8) | idx
+                high = (rabs << 9) | ((1 - sign) << 8) | (255 - idx)
+                state = theirs.bit_generator.state
+                word = (high << 32) | low  # the next output: state high half 0, no rotation
+                state["state"]["state"] = ((word - state["state"]["inc"]) * inverse) & mask
+                state["has_uint32"] = 0
+                ours.bit_generator.state = theirs.bit_generator.state = state
+                got = np.empty(3, dtype=np.float32)
+                scaled_normal_into(ours, zero, one, got)
+                want = theirs.standard_normal(3, dtype=np.float32)
+                assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (idx, rabs, sign)
+                assert ours.bit_generator.state == theirs.bit_generator.state
+                negative_zeros += int(want.view(np.uint32)[0] == 0x80000000)
+    assert negative_zeros == 256  # strip 1 (ki = 0) through the wedge, which takes z = 0 always
+
+
 # --------------------------------------------------------------------------- float64 normals
 @pytest.mark.parametrize("n, buffered", [(3_000_000, False), (3_000_000, True), (1, True), (2, False),
                                          (3, True), (1001, False), (65_537, True)])

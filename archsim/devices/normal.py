@@ -75,18 +75,20 @@ def ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _KI, _WI, _FI = ziggurat_tables()
-_SIGNS = np.array([1.0, -1.0], dtype=np.float32)
+# the strip widths signed by the word's bit 8 (numpy's sign bit), indexed by its low 9 bits:
+# magnitude * -wi is exactly -(magnitude * wi), -0.0 included, in one multiply and no branch
+_SIGNED_WI = np.concatenate([_WI, -_WI])
 _SIGNS64 = np.array([1.0, -1.0], dtype=np.float64)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
 def _strip_value(r):  # pragma: no cover - compiled
     """The word ``r``'s strip, 23-bit magnitude, signed value and whether it is accepted at
-    once (~99 %): ``z = magnitude * wi[strip]``, times +-1 (exact, -0.0 included) rather
-    than negated behind a branch that a fair coin mispredicts half the time."""
+    once (~99 %): ``z = magnitude * wi[strip]``, negated when bit 8 is set, as one multiply
+    by the signed width rather than behind a branch that a fair coin mispredicts half the time."""
     idx = r & np.uint32(0xFF)
     rabs = (r >> np.uint32(9)) & np.uint32(0x7FFFFF)
-    z = np.float32(rabs) * _WI[idx] * _SIGNS[(r >> np.uint32(8)) & np.uint32(1)]
+    z = np.float32(rabs) * _SIGNED_WI[r & np.uint32(0x1FF)]
     return idx, rabs, z, rabs < _KI[idx]
 
 
@@ -149,9 +151,13 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
     i = start
     while i < stop and pos < stop_word:
         if not has:
-            # the common case: whole outputs whose two words are both accepted at once
+            # the common case: whole outputs whose two words are both accepted at once, as
+            # many as fit before ``stop`` and ``stop_word``, counted once, indexed unsigned: with
+            # a signed index every array access also wraps negative values around, and that and
+            # a bound test per output made this loop 1.4x slower (docs/performance.md)
             split = False
-            while i + 1 < stop and pos + 1 < stop_word:
+            at = np.uint64(i)
+            for _ in range(min(stop - i, stop_word - pos) // 2):
                 state_hi, state_lo, raw = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
                 r = np.uint32(raw & np.uint64(0xFFFFFFFF))
                 buffered = raw >> np.uint64(32)  # numpy keeps the used upper half, stale
@@ -160,15 +166,17 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
                 if not (accepted and accepted2):
                     split = True
                     break
+                after = at + np.uint64(1)
                 if record:
-                    starts[i], starts[i + 1] = pos, pos + 1
+                    starts[at], starts[after] = pos, pos + 1
                 if scale:
-                    scaled, scaled2 = z * std[i], z2 * std[i + 1]
-                    out[i], out[i + 1] = scaled + weights[i], scaled2 + weights[i + 1]
+                    scaled, scaled2 = z * std[at], z2 * std[after]
+                    out[at], out[after] = scaled + weights[at], scaled2 + weights[after]
                 else:
-                    out[i], out[i + 1] = z, z2
-                i += 2
+                    out[at], out[after] = z, z2
+                at += np.uint64(2)
                 pos += 2
+            i = np.int64(at)
             if split:  # the low word starts an element the general way, the upper one buffered
                 has = True
             elif not (i < stop and pos < stop_word):

@@ -14,6 +14,9 @@ time with numpy's own float64 ``standard_normal`` for the write-verify draws ins
 compiled ziggurat of ``archsim/devices/normal.py`` (same draws, same results), alternating
 with the compiled one, and the ratio is printed. (Not the whole step: it gets cheaper as
 training goes on and fewer weights change level, so whichever side ran later would win.)
+The commit is timed a third time with every scan of the device store (the level scan and
+the device kernels, ``archsim/devices/kernels.py``) in one pass on the calling thread, as
+sweep workers run them with OMP_NUM_THREADS=1, alternating with the split scans.
 ``--against DIR`` times the layer-1 read a second time with the read-noise fill of another
 checkout's ``archsim/devices/normal.py`` (see ``bench_read_noise.py``), alternating with this
 tree's on the same store after checking both draw the same, and prints the ratio.
@@ -25,7 +28,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,7 @@ from archsim.devices import normal  # noqa: E402
 from archsim.devices import store as store_module  # noqa: E402
 from archsim.engine import build_architecture  # noqa: E402
 from archsim.experiment import build_learner, seed_streams  # noqa: E402
+from archsim.learning import kernels  # noqa: E402
 from archsim.learning.network import softmax_cross_entropy  # noqa: E402
 from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
 from benchmarks.bench_read_noise import load_normal  # noqa: E402
@@ -66,13 +70,26 @@ def numpys_float64_draws() -> Iterator[None]:
         normal._CHECKED["float64"] = saved
 
 
-def compiled_against_numpy(fn: Callable[[], object], repeats: int, rounds: int = 3) -> tuple:
-    """(compiled, numpy) best (wall, CPU) ms of ``fn``, the two alternating ``rounds`` times so
-    that both see the same load."""
+@contextmanager
+def kernels_in_one_pass() -> Iterator[None]:
+    """Within: every scan of the device store runs as one pass in the calling thread, as with
+    OMP_NUM_THREADS=1 (``archsim.learning.kernels.SCAN_PARTS``)."""
+    saved = kernels.SCAN_PARTS
+    kernels.SCAN_PARTS = 1
+    try:
+        yield
+    finally:
+        kernels.SCAN_PARTS = saved
+
+
+def alternating(fn: Callable[[], object], other: Callable[[], AbstractContextManager], repeats: int,
+                rounds: int = 3) -> tuple:
+    """(as is, within ``other()``) best (wall, CPU) ms of ``fn``, the two alternating
+    ``rounds`` times so that both see the same load."""
     fast = slow = (float("inf"), float("inf"))
     for _ in range(rounds):
         fast = tuple(map(min, fast, best_ms(fn, repeats)))
-        with numpys_float64_draws():
+        with other():
             slow = tuple(map(min, slow, best_ms(fn, repeats)))
     return fast, slow
 
@@ -158,10 +175,13 @@ def main() -> None:
         read_ours, read_theirs = read_against(store, other, r)
         rows += [("  the same, this tree's read noise (alternating)", read_ours),
                  ("  the same, --against's read noise (alternating)", read_theirs)]
-    commit_fast, commit_numpy = compiled_against_numpy(commit_layer1, r)
+    commit_fast, commit_numpy = alternating(commit_layer1, numpys_float64_draws, r)
+    commit_split, commit_one_pass = alternating(commit_layer1, kernels_in_one_pass, r)
     rows += [
         (f"device store commit layer 1, {changes} level changes", commit_fast),
         ("  the same, numpy's float64 write-verify draws", commit_numpy),
+        (f"  the same again, scans split over {kernels.THREADS} threads", commit_split),
+        ("  the same, every scan in one pass on one thread", commit_one_pass),
         ("optimiser + meta layer 1 (Adam.update, fused)", best_ms(
             lambda: opt.update(0, hidden[0].copy(), grads.weights[0], learner.meta), r)),
         ("quantiser level index layer 1", best_ms(lambda: learner.store.quantizer.level_index(hidden[0]), r)),
@@ -173,6 +193,8 @@ def main() -> None:
         print(f"  {name:<60} {wall:9.2f} {cpu:9.2f}")
     print(f"commit layer 1, compiled float64 draws / numpy's: wall {commit_fast[0] / commit_numpy[0]:.3f}, "
           f"CPU {commit_fast[1] / commit_numpy[1]:.3f}")
+    print(f"commit layer 1, scans split / in one pass: wall {commit_split[0] / commit_one_pass[0]:.3f}, "
+          f"CPU {commit_split[1] / commit_one_pass[1]:.3f}")
     if other is not None:
         print(f"read layer 1, this tree / --against {args.against}: wall {read_ours[0] / read_theirs[0]:.3f}, "
               f"CPU {read_ours[1] / read_theirs[1]:.3f}")

@@ -315,39 +315,66 @@ def device_requests(
 
 
 @numba.njit(inline="always")
-def _refused(
-    i: int, stuck: np.ndarray, wear: np.ndarray, endurance: np.ndarray, stuck_g: float, g_plane: np.ndarray
-) -> tuple[bool, bool]:
-    """Whether device ``i`` is refused, and whether it wore out now (then it becomes stuck and
-    its conductance goes to ``stuck_g``; NaN: it keeps its last one)."""
-    if stuck[i]:
-        return True, False
-    # numpy compares uint32 with float32 in float64: exact for both
-    if endurance.size > 0 and np.float64(wear[i]) >= np.float64(endurance[i]):
-        stuck[i] = True
-        if not math.isnan(stuck_g):
-            g_plane[i] = stuck_g
-        return True, True
-    return False, False
-
-
-@numba.njit(inline="always")
-def _gather_one(
-    k: int, i: int, j: int, requested_g: np.ndarray, requested_state: np.ndarray, g_plane: np.ndarray,
-    gain_plane: np.ndarray, state_c2c: np.ndarray, positions: np.ndarray, devices: np.ndarray,
-    state: np.ndarray, g: np.ndarray, target: np.ndarray, gain: np.ndarray, sigma: np.ndarray,
-) -> None:
-    """Request ``k`` (device ``i``) as device ``j`` of the write-verify loop's working arrays."""
-    s = requested_state[k]
-    positions[j] = k
-    devices[j] = i
-    state[j] = s
-    g[j] = np.float64(g_plane[i])
-    target[j] = np.float64(requested_g[k])
-    if gain_plane.size > 0:
-        gain[j] = np.float64(gain_plane[i])
-    if state_c2c.size > 0:
-        sigma[j] = state_c2c[s]
+def _prepare_chunk(
+    index: np.ndarray,
+    requested_g: np.ndarray,
+    requested_state: np.ndarray,
+    stuck: np.ndarray,
+    wear: np.ndarray,
+    endurance: np.ndarray,
+    stuck_g: float,
+    g_plane: np.ndarray,
+    gain_plane: np.ndarray,
+    state_c2c: np.ndarray,
+    skip: np.ndarray,
+    positions: np.ndarray,
+    devices: np.ndarray,
+    state: np.ndarray,
+    g: np.ndarray,
+    target: np.ndarray,
+    gain: np.ndarray,
+    sigma: np.ndarray,
+    start: int,
+    stop: int,
+) -> tuple[int, int]:
+    """:func:`prepare_write_verify` of requests ``start:stop``, the devices kept written from
+    position ``start`` on (never past the request being read); returns (kept, worn out)."""
+    wears_out = endurance.size > 0
+    set_g = not math.isnan(stuck_g)
+    has_gain = gain_plane.size > 0
+    has_sigma = state_c2c.size > 0
+    requests, wanted_g, wanted_state, refusals = (index[start:stop], requested_g[start:stop],
+                                                  requested_state[start:stop], skip[start:stop])
+    to_position, to_device, to_state = positions[start:], devices[start:], state[start:]
+    to_g, to_target = g[start:], target[start:]
+    to_gain = gain[start:] if has_gain else gain
+    to_sigma = sigma[start:] if has_sigma else sigma
+    kept = 0
+    worn = 0
+    for k in range(requests.size):
+        i = requests[k]
+        refused = stuck[i]
+        # numpy compares uint32 with float32 in float64: exact for both
+        if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):
+            stuck[i] = True
+            if set_g:
+                g_plane[i] = stuck_g
+            worn += 1
+            refused = True
+        refusals[k] = refused
+        # written for every device, kept (the count advances) only for those programmed
+        s = wanted_state[k]
+        to_position[kept] = start + k
+        to_device[kept] = i
+        to_state[kept] = s
+        to_g[kept] = np.float64(g_plane[i])
+        to_target[kept] = np.float64(wanted_g[k])
+        if has_gain:
+            to_gain[kept] = np.float64(gain_plane[i])
+        if has_sigma:
+            to_sigma[kept] = state_c2c[s]
+        kept += not refused
+    return kept, worn
 
 
 @numba.njit(**_JIT)
@@ -383,37 +410,20 @@ def prepare_write_verify(
     ``gain_plane`` is empty) and the cycle-to-cycle sigma of its target state (none when
     ``state_c2c`` is empty). Returns (how many to program, how many wore out). ``index``
     holds no device twice. In one pass (``counts``: (1, 2)), or split in ``counts.shape[0]``
-    chunks: the refusals and their counts per chunk first, then the gathers.
+    chunks that each gather theirs from the chunk's first position, after which the runs move
+    down to follow each other.
     """
     n = index.size
     chunks = counts.shape[0]
     if chunks == 1:
-        kept = 0
-        worn = 0
-        for k, i in enumerate(index):
-            refused, worn_now = _refused(i, stuck, wear, endurance, stuck_g, g_plane)
-            skip[k] = refused
-            worn += worn_now
-            if not refused:
-                _gather_one(k, i, kept, requested_g, requested_state, g_plane, gain_plane, state_c2c,
-                            positions, devices, state, g, target, gain, sigma)
-                kept += 1
-        return kept, worn
+        return _prepare_chunk(index, requested_g, requested_state, stuck, wear, endurance, stuck_g, g_plane,
+                              gain_plane, state_c2c, skip, positions, devices, state, g, target, gain, sigma,
+                              0, n)
     for c in numba.prange(chunks):  # each chunk gathers its own into its own place first
         start, stop = chunk_bounds(n, chunks, c)
-        kept = 0
-        worn = 0
-        for k in range(start, stop):
-            i = index[k]
-            refused, worn_now = _refused(i, stuck, wear, endurance, stuck_g, g_plane)
-            skip[k] = refused
-            worn += worn_now
-            if not refused:
-                _gather_one(k, i, start + kept, requested_g, requested_state, g_plane, gain_plane, state_c2c,
-                            positions, devices, state, g, target, gain, sigma)
-                kept += 1
-        counts[c, 0] = kept
-        counts[c, 1] = worn
+        counts[c, 0], counts[c, 1] = _prepare_chunk(
+            index, requested_g, requested_state, stuck, wear, endurance, stuck_g, g_plane, gain_plane,
+            state_c2c, skip, positions, devices, state, g, target, gain, sigma, start, stop)
     j = 0
     worn = 0
     for c in range(chunks):  # then the runs move down, in order (a destination never passes its source)

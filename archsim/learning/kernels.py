@@ -56,7 +56,9 @@ THREADS = _thread_budget()
 # into chunks, it counts per chunk first, then each chunk writes from the sum of the counts
 # before it -- the same output, in the same order, as one pass. SCAN_PARTS chunks share the
 # threads; below two grains of work a kernel runs in the calling thread (a parallel launch
-# costs tens of microseconds). Tests lower these to split small arrays.
+# costs tens of microseconds). A split pays only while the other core is free: numba's work
+# queue gives each thread a fixed share, so a thread waiting for its core holds up the kernel
+# (docs/performance.md, h21-commit). Tests lower these to split small arrays.
 SCAN_PARTS = 4 * THREADS if THREADS > 1 else 1
 # elements one thread must have to be worth a launch: a streaming pass over a layer, or a pass
 # over the changed weights where nearly every element misses the cache
@@ -196,9 +198,9 @@ def uniform_level_index(hidden: np.ndarray, lowest: float, inv_step: float, top:
 
 # The chunk loops below run over views that start at the chunk: an index counted up from 0
 # is known not to be negative, so numba emits no wraparound test per element and the loop
-# vectorises (counted from a variable start it ran 4x slower). For the same reason the level
-# scan works in blocks of BLOCK weights, one simple loop per step (level, compare, count) over
-# data still in the L1 cache: 1.9 ms for 3.2 M weights, 3.0 ms as one loop doing all three.
+# vectorises (counted from a variable start it ran several times slower). For the same reason
+# the level scan works in blocks of BLOCK weights, one simple loop per step (level, compare,
+# count) over data still in the L1 cache: one loop doing all three did not vectorise.
 BLOCK = 4096
 
 

@@ -395,4 +395,6 @@ def test_committed_memory_matched_rows_rebuild_their_runs_and_the_comparison_rea
         assert best is not None and f"{rule} {best.name} (L = {best.levels}, m* = {best.m_star:g})" in text
         assert best.footprint().total == int(rows[(rows["rule"] == rule) & (rows["hidden"].astype(str) == "-".join(
             map(str, best.hidden))) & (rows["m_star"] == best.m_star)]["bits_total"].iloc[0])
-    assert "measured saving" in text
+    qnn, bnn = (smallest_reaching(matched, rule).footprint().total for rule in ("qnn-meta", "bnn-meta"))
+    assert f"measured saving {bnn / qnn:.2f}x" in text
+    assert ("no saving: at matched accuracy the QNN holds" in text) == (bnn < qnn)

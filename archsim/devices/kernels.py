@@ -46,8 +46,7 @@ def pulse_step(
     has_sigma = sigma.size > 0
     left = 0
     for j in range(count):
-        # unsigned: numba wraps every signed index around (a few instructions per access)
-        p = np.uint64(j) if every else np.uint64(positions[j])
+        p = j if every else positions[j]
         g_a = g[p]
         t_a = target[p]
         new = g_a + gain[p] * (t_a - g_a) if has_gain else t_a

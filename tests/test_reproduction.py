@@ -300,6 +300,22 @@ def test_seeds_summary_pairs_chip_and_software_by_seed():
     assert preset_or_path(str(REPO / "hwconfigs" / "paper-130nm.yaml"), "hwconfigs") == "paper-130nm"
 
 
+def test_a_byte_identical_copy_of_a_preset_is_named_as_the_preset(tmp_path):
+    """A sweep run from another checkout records that checkout's path; an identical copy is the
+    preset, an edited copy or another name stays a path."""
+    from archsim.metrics.reproduction import preset_or_path
+
+    shipped = REPO / "workloads" / "paper-mnist-fmnist.yaml"
+    copy = tmp_path / "paper-mnist-fmnist.yaml"
+    copy.write_bytes(shipped.read_bytes())
+    assert preset_or_path(str(copy), "workloads") == "paper-mnist-fmnist"
+    copy.write_bytes(shipped.read_bytes() + b"# edited\n")
+    assert preset_or_path(str(copy), "workloads") == str(copy)
+    renamed = tmp_path / "mine.yaml"
+    renamed.write_bytes(shipped.read_bytes())
+    assert preset_or_path(str(renamed), "workloads") == str(renamed)
+
+
 def test_select_on_a_folder_that_is_no_sweep_is_one_clean_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "archsim.cli", "select", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=120)

@@ -275,13 +275,22 @@ def _cell(value: Any) -> Any:
 
 # -- commands that reproduce a row ---------------------------------------------------------
 def preset_or_path(path: str | None, kind: str) -> str | None:
-    """A shipped preset's name, or the path as the sweep recorded it."""
+    """A shipped preset's name, or the path as the sweep recorded it.
+
+    A file is the preset when it is the installed preset file, or a copy of it with the same
+    name and the same bytes (a sweep run from another checkout of the same commit records
+    that checkout's path; the command must still name what a user has)."""
     if path is None:
         return None
-    resolved = Path(path).resolve()
+    recorded = Path(path)
+    resolved = recorded.resolve()
     for candidate in (PRESET_DIR / kind).glob("*.yaml"):
         if candidate.resolve() == resolved:
             return candidate.stem
+    shipped = PRESET_DIR / kind / recorded.name
+    if recorded.suffix == ".yaml" and shipped.is_file() and recorded.is_file():
+        if shipped.read_bytes() == recorded.read_bytes():
+            return shipped.stem
     return str(path)
 
 
@@ -347,7 +356,9 @@ def checked_command(sweep: SweepResults, row: pd.Series) -> str:
 
     overrides = row_overrides(sweep, row)
     seed = int(row["seed"])
-    config = load_run_config(sweep.spec["workload"], sweep.spec.get("hardware"), overrides, seed)
+    workload = preset_or_path(sweep.spec["workload"], "workloads")
+    hardware = preset_or_path(sweep.spec.get("hardware"), "hwconfigs")
+    config = load_run_config(workload, hardware, overrides, seed)
     if point_id(config) != row["point_id"]:
         raise ConfigError(
             f"{sweep.folder}: point {row['point_id'][:12]}: the archsim run command does not "

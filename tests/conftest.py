@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from archsim.config import RunConfig, validate
+
+# Property tests assert on values, never on time: a per-example deadline only fails them when
+# the shared CI machine is busy (the first example also pays numba's kernel loading).
+settings.register_profile("archsim", deadline=None)
+settings.load_profile("archsim")
 
 REPO = Path(__file__).resolve().parent.parent
 

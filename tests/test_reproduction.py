@@ -361,3 +361,40 @@ def test_committed_paper_seeds_rows_rebuild_the_shipped_workload():
     software = set(zip(rows.loc[rows.hardware == "none", "seed"], rows.loc[rows.hardware == "none", "m_star"]))
     chip = rows[rows.hardware != "none"]
     assert set(zip(chip["seed"], chip["m_star"])) <= software
+
+
+def test_committed_memory_matched_rows_rebuild_their_runs_and_the_comparison_reads_them():
+    """Every row of results/memory-matched.csv is a validation-only run of the shipped workload
+    at its rule, levels, m* and size (its command rebuilds that configuration), its verdict and
+    footprint follow from its numbers, and `archsim memory`'s comparison names the smallest
+    network of each rule that reaches the pair."""
+    from archsim.metrics.memory import read_matched, smallest_reaching, weight_count
+    from archsim.metrics.reproduction import FASHION_BAR, MEMORY_COLUMNS, MNIST_BAR, RunCommand
+
+    path = REPO / "results" / "memory-matched.csv"
+    rows = pd.read_csv(path)
+    assert list(rows.columns) == MEMORY_COLUMNS and set(rows["rule"]) == {"qnn-meta", "bnn-meta"}
+    shipped = load_run_config("paper-mnist-fmnist").model_dump(mode="json")
+    for _, row in rows.iterrows():
+        command = RunCommand.parse(row["command"])
+        assert command.workload == "paper-mnist-fmnist" and command.hardware is None, row["command"]
+        config = load_run_config(command.workload, None, list(command.sets), command.seed)
+        assert not config.data.evaluate_test, row["command"]  # chosen on validation only
+        assert config.learning.rule == row["rule"] and config.model.levels == row["levels"]
+        assert config.learning.m_star == row["m_star"]
+        assert "-".join(map(str, config.model.hidden)) == str(row["hidden"])
+        assert config.model_dump(mode="json")["tasks"] == shipped["tasks"], row["command"]
+        sizes = (784, *config.model.hidden, 10)
+        assert row["weights"] == weight_count(sizes)
+        assert row["reaches_pair"] == (row["val_mnist_after_fashion"] >= MNIST_BAR
+                                       and row["val_fashion_after_fashion"] >= FASHION_BAR)
+    matched = read_matched(path)
+    text = "\n".join(matched_comparison_lines(matched))
+    for rule in ("qnn-meta", "bnn-meta"):
+        best = smallest_reaching(matched, rule)
+        assert best is not None and f"{rule} {best.name} (L = {best.levels}, m* = {best.m_star:g})" in text
+        assert best.footprint().total == int(rows[(rows["rule"] == rule) & (rows["hidden"].astype(str) == "-".join(
+            map(str, best.hidden))) & (rows["m_star"] == best.m_star)]["bits_total"].iloc[0])
+    qnn, bnn = (smallest_reaching(matched, rule).footprint().total for rule in ("qnn-meta", "bnn-meta"))
+    assert f"measured saving {bnn / qnn:.2f}x" in text
+    assert ("no saving: at matched accuracy the QNN holds" in text) == (bnn < qnn)

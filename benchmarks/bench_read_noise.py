@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from numba.core.caching import NullCache
+from numba.core.dispatcher import Dispatcher
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,15 +37,24 @@ from archsim.devices import normal  # noqa: E402
 SHAPE = (784, 4096)  # the paper network's first layer
 
 
-def load_normal(tree: Path):  # noqa: ANN201 - a module
-    """``tree``'s ``archsim/devices/normal.py`` as a module of its own."""
-    path = tree / "archsim" / "devices" / "normal.py"
+def load_module(tree: Path, relative: str, name: str):  # noqa: ANN201 - a module
+    """``tree``'s file ``relative`` (e.g. ``archsim/devices/normal.py``) as a module of its own
+    named ``name``; its imports resolve in this tree."""
+    path = tree / relative
     if not path.is_file():
-        sys.exit(f"--against {tree}: no archsim/devices/normal.py there; give the root of an archsim checkout")
-    spec = importlib.util.spec_from_file_location("normal_against", path)
+        sys.exit(f"--against {tree}: no {relative} there; give the root of an archsim checkout")
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    for value in vars(module).values():  # compiled afresh: numba's cache cannot reload a module
+        if isinstance(value, Dispatcher) and value.__module__ == name:  # loaded from a path
+            value._cache = NullCache()
     return module
+
+
+def load_normal(tree: Path):  # noqa: ANN201 - a module
+    """``tree``'s ``archsim/devices/normal.py`` as a module of its own."""
+    return load_module(tree, "archsim/devices/normal.py", "normal_against")
 
 
 def numpy_fill(rng: np.random.Generator, weights: np.ndarray, std: np.ndarray, out: np.ndarray) -> None:

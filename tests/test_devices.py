@@ -914,9 +914,10 @@ def test_float64_kernel_on_crafted_first_words_hits_every_branch():
     chosen word: a magnitude of 1 returns wi[idx], ki[idx] - 1 is accepted on one word, ki[idx]
     takes the wedge (or, in strip 0, the tail), and the kernel's values and words consumed
     equal numpy's in every case, also when a single draw has to fetch words one at a time."""
-    from archsim.devices.normal import standard_normal
+    from archsim.devices.normal import fast_path64_ok, standard_normal
     from archsim.devices.ziggurat_double import KI_DOUBLE, WI_DOUBLE
 
+    assert fast_path64_ok()  # else standard_normal is numpy's own
     mult = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
     inverse, mask = pow(mult, -1, 1 << 128), (1 << 128) - 1
     ours, theirs = np.random.PCG64(0), np.random.PCG64(0)
@@ -955,6 +956,54 @@ def test_float64_kernel_on_crafted_first_words_hits_every_branch():
                 _, want, used = craft((0x000FFFFFFFFFFFFF << 9) | (sign << 8), 1)
                 assert abs(want[0]) > 3.6541528853610088 and used >= 3
     assert branches == {"one word": 2 * 255, "wedge": 2 * 255, "tail": 2}
+
+
+def test_float64_kernel_pairs_on_crafted_words_in_either_slot():
+    """The float64 kernel takes two outputs at a time, the second computed from the same state
+    as the first (two LCG steps at once): a word that is not accepted at once (the wedge's and
+    the tail's thresholds, every strip and sign) as the first or the second of a pair, or as a
+    last draw left alone, gives numpy's draws and generator state; and the two-step outputs
+    and states are numpy's."""
+    from archsim.devices import pcg64
+    from archsim.devices.normal import fast_path64_ok, standard_normal
+    from archsim.devices.ziggurat_double import KI_DOUBLE
+
+    assert fast_path64_ok()  # else standard_normal is numpy's own
+    mult = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
+    inverse, mask = pow(mult, -1, 1 << 128), (1 << 128) - 1
+    ours, theirs = np.random.PCG64(5), np.random.PCG64(5)
+    for _ in range(20):  # the two-step outputs and states, from random states
+        theirs.random_raw(int(theirs.random_raw()) % 7)
+        state = theirs.state["state"]
+        s, inc = state["state"], state["inc"]
+        inc2 = pcg64.two_step_increment(np.uint64(inc >> 64), np.uint64(inc & 0xFFFFFFFFFFFFFFFF))
+        hi1, lo1, out1, hi2, lo2, out2 = pcg64.pcg64_next_two(
+            np.uint64(s >> 64), np.uint64(s & 0xFFFFFFFFFFFFFFFF), np.uint64(inc >> 64),
+            np.uint64(inc & 0xFFFFFFFFFFFFFFFF), *map(np.uint64, inc2))  # (Python ints back from numba)
+        want = theirs.random_raw(2)
+        assert (int(out1), int(out2)) == (int(want[0]), int(want[1]))
+        assert (int(hi2) << 64 | int(lo2)) == theirs.state["state"]["state"]
+        assert (int(hi1) << 64 | int(lo1)) == (s * mult + inc) & mask
+
+    def craft(word: int, back: int, n: int) -> None:
+        """``n`` float64 normals from the state whose output ``back`` steps on is ``word``."""
+        state = theirs.state
+        inc = state["state"]["inc"]
+        start = ((word - inc) * inverse) & mask  # its next output (rotation 0) is word
+        for _ in range(back):
+            start = ((start - inc) * inverse) & mask
+        state["state"]["state"] = start
+        ours.state = theirs.state = state
+        want = np.random.Generator(theirs).standard_normal(n)
+        got = standard_normal(np.random.Generator(ours), n)
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), (hex(word), back, n)
+        assert ours.state == theirs.state
+
+    for idx in range(256):
+        for sign in (0, 1):
+            word = (int(KI_DOUBLE[idx]) << 9) | (sign << 8) | idx  # the wedge (strip 0: the tail)
+            for back, n in ((0, 2), (0, 5), (1, 2), (1, 4), (2, 3), (3, 4)):  # first, second, left alone
+                craft(word, back, n)
 
 
 def test_device_store_programs_the_same_with_numpys_float64_draws(monkeypatch):

@@ -26,8 +26,8 @@ numpy's own ``standard_normal``, which is always correct, only slower.
 
 The write-verify loop's float64 draws (cycle-to-cycle spread, relaxation) go through
 :func:`standard_normal_into` and :class:`NormalStream`, numpy's float64 ziggurat (one 64-bit
-output per try, 52-bit magnitudes) compiled the same way, stepping the same PCG64, on the
-tables copied from numpy's source (:mod:`archsim.devices.ziggurat_double`); a stream hands
+output per try, 52-bit magnitudes) compiled the same way, stepping the same PCG64 two outputs
+side by side, on the tables copied from numpy's source (:mod:`archsim.devices.ziggurat_double`); a stream hands
 the generator's state over once for all the pulse rounds of a write-verify. It has its own
 once-per-process check (:func:`fast_path64_ok`) and the same fallback.
 """
@@ -41,7 +41,8 @@ import threading
 import numba
 import numpy as np
 
-from archsim.devices.pcg64 import generator_at, next_word, pcg64_next, set_generator
+from archsim.devices.pcg64 import (generator_at, next_word, pcg64_next, pcg64_next_two, set_generator,
+                                   two_step_increment)
 from archsim.devices.ziggurat_double import (FI_DOUBLE, KI_DOUBLE, WI_DOUBLE, ZIGGURAT_NOR_INV_R,
                                              ZIGGURAT_NOR_R)
 from archsim.learning.kernels import THREADS, helper_thread, kernel_launch
@@ -78,7 +79,7 @@ _KI, _WI, _FI = ziggurat_tables()
 # the strip widths signed by the word's bit 8 (numpy's sign bit), indexed by its low 9 bits:
 # magnitude * -wi is exactly -(magnitude * wi), -0.0 included, in one multiply and no branch
 _SIGNED_WI = np.concatenate([_WI, -_WI])
-_SIGNS64 = np.array([1.0, -1.0], dtype=np.float64)
+_SIGNED_WI64 = np.concatenate([WI_DOUBLE, -WI_DOUBLE])  # the same for float64: bit 8 is the sign
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
@@ -362,44 +363,91 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
 
 
 # --------------------------------------------------------------------------- float64 draws
-@numba.njit(cache=True, nogil=True, fastmath=False)
-def _ziggurat64_into(gen, out, ki, wi, fi, r, inv_r):  # pragma: no cover - compiled
-    """Fill ``out`` as numpy's float64 ``random_standard_normal`` does on a PCG64: one 64-bit
-    output per try (:func:`~archsim.devices.pcg64.pcg64_next` on ``gen``, written back); the tail and the wedge
-    take uniforms ``(output >> 11) * 2**-53``, numpy's ``next_double``. The buffered
-    half-word of float32 draws (``gen[4]``, ``gen[5]``) is left alone, as numpy leaves it."""
-    state_hi, state_lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _strip64(word):  # pragma: no cover - compiled
+    """numpy's reading of a 64-bit output: strip (low 8 bits), sign (bit 8), 52-bit magnitude
+    (bits 9-60). Returns the strip, the magnitude, the signed value ``magnitude * wi[strip]``
+    (one multiply by the signed width: ``magnitude * -wi`` is exactly numpy's ``-(magnitude *
+    wi)``, -0.0 included) and whether it is accepted at once (~99 %)."""
+    idx = word & np.uint64(0xFF)
+    rabs = (word >> np.uint64(9)) & np.uint64(0x000FFFFFFFFFFFFF)
+    x = np.float64(rabs) * _SIGNED_WI64[word & np.uint64(0x1FF)]
+    return idx, rabs, x, rabs < KI_DOUBLE[idx]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _finish_draw64(word, state_hi, state_lo, inc_hi, inc_lo):  # pragma: no cover - compiled
+    """One float64 draw whose first output ``word`` is taken: accepted at once, or the wedge
+    or the tail with further outputs, retried with a new output when the wedge rejects. The
+    tail and the wedge take uniforms ``(output >> 11) * 2**-53``, numpy's ``next_double``.
+    Returns (x, state_hi, state_lo)."""
     to_unit = 1.0 / 9007199254740992.0
-    low8 = np.uint64(0xFF)
-    one = np.uint64(1)
     eleven = np.uint64(11)
-    magnitude = np.uint64(0x000FFFFFFFFFFFFF)
-    for i in range(out.size):
-        x = 0.0
-        while True:
+    while True:
+        idx, rabs, x, accepted = _strip64(word)
+        if accepted:
+            return x, state_hi, state_lo
+        if idx == 0:  # the tail beyond r
+            while True:
+                state_hi, state_lo, w1 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                state_hi, state_lo, w2 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+                xx = -ZIGGURAT_NOR_INV_R * math.log1p(-np.float64(w1 >> eleven) * to_unit)
+                yy = -math.log1p(-np.float64(w2 >> eleven) * to_unit)
+                if yy + yy > xx * xx:  # numpy takes the tail's sign from the magnitude's bit 8
+                    x = -(ZIGGURAT_NOR_R + xx) if (rabs >> np.uint64(8)) & np.uint64(1) else ZIGGURAT_NOR_R + xx
+                    return x, state_hi, state_lo
+        # the wedge of strip idx
+        state_hi, state_lo, w1 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+        u = np.float64(w1 >> eleven) * to_unit
+        if (FI_DOUBLE[idx - 1] - FI_DOUBLE[idx]) * u + FI_DOUBLE[idx] < math.exp(-0.5 * x * x):
+            return x, state_hi, state_lo
+        state_hi, state_lo, word = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _ziggurat64_into(gen, out):  # pragma: no cover - compiled
+    """Fill ``out`` as numpy's float64 ``random_standard_normal`` does on a PCG64: one 64-bit
+    output per try (``gen`` stepped and written back). The buffered half-word of float32
+    draws (``gen[4]``, ``gen[5]``) is left alone, as numpy leaves it.
+
+    The common case takes two outputs at a time, both computed from the current state
+    (:func:`~archsim.devices.pcg64.pcg64_next_two`): stepping one output at a time, every
+    draw waited for the previous one's 128-bit product. When both are accepted at once
+    (~98 %) they are two draws, indexed unsigned (a signed index costs a wrap-around per
+    access); otherwise the draws go on from the rejected output the general way.
+    """
+    state_hi, state_lo, inc_hi, inc_lo = gen[0], gen[1], gen[2], gen[3]
+    inc2_hi, inc2_lo = two_step_increment(inc_hi, inc_lo)
+    n = out.size
+    i = 0
+    while i < n:
+        at = np.uint64(i)
+        rejected = False
+        for _ in range((n - i) // 2):
+            hi1, lo1, word1, hi2, lo2, word2 = pcg64_next_two(state_hi, state_lo, inc_hi, inc_lo, inc2_hi, inc2_lo)
+            _, _, x1, accepted1 = _strip64(word1)
+            _, _, x2, accepted2 = _strip64(word2)
+            if not (accepted1 and accepted2):
+                rejected = True
+                break
+            out[at], out[at + np.uint64(1)] = x1, x2
+            at += np.uint64(2)
+            state_hi, state_lo = hi2, lo2
+        i = np.int64(at)
+        if rejected:  # the first rejected output starts a draw the general way
+            if accepted1:
+                out[at] = x1
+                i += 1
+                state_hi, state_lo, word = hi2, lo2, word2
+            else:
+                state_hi, state_lo, word = hi1, lo1, word1
+        elif i < n:  # one draw left
             state_hi, state_lo, word = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
-            idx = word & low8
-            word = word >> np.uint64(8)
-            rabs = (word >> one) & magnitude
-            x = np.float64(rabs) * wi[idx] * _SIGNS64[word & one]  # +-1: exact, no branch
-            if rabs < ki[idx]:
-                break  # ~99 % of draws
-            if idx == 0:  # the tail beyond r
-                while True:
-                    state_hi, state_lo, w1 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
-                    state_hi, state_lo, w2 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
-                    xx = -inv_r * math.log1p(-np.float64(w1 >> eleven) * to_unit)
-                    yy = -math.log1p(-np.float64(w2 >> eleven) * to_unit)
-                    if yy + yy > xx * xx:
-                        x = -(r + xx) if (rabs >> np.uint64(8)) & one else r + xx
-                        break
-                break
-            # the wedge of strip idx
-            state_hi, state_lo, w1 = pcg64_next(state_hi, state_lo, inc_hi, inc_lo)
-            u = np.float64(w1 >> eleven) * to_unit
-            if (fi[idx - 1] - fi[idx]) * u + fi[idx] < math.exp(-0.5 * x * x):
-                break
+        else:
+            break
+        x, state_hi, state_lo = _finish_draw64(word, state_hi, state_lo, inc_hi, inc_lo)
         out[i] = x
+        i += 1
     gen[0], gen[1] = state_hi, state_lo
 
 
@@ -447,7 +495,7 @@ class NormalStream:
         if self.gen is None:
             self.rng.standard_normal(flat.size, out=flat)
         else:
-            _ziggurat64_into(self.gen, flat, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
+            _ziggurat64_into(self.gen, flat)
 
     def __exit__(self, *exc: object) -> None:
         if self.gen is not None:
@@ -470,7 +518,7 @@ def _self_check64() -> bool:
         got = np.empty(n, dtype=np.float64)
         state = ours.bit_generator.state
         gen = generator_at(state, -1)
-        _ziggurat64_into(gen, got, KI_DOUBLE, WI_DOUBLE, FI_DOUBLE, ZIGGURAT_NOR_R, ZIGGURAT_NOR_INV_R)
+        _ziggurat64_into(gen, got)
         set_generator(ours.bit_generator, state, gen)
         want = theirs.standard_normal(n)
         if not (np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -8,7 +8,8 @@ as a dict; here it is an array a numba kernel can step (:func:`generator_at`), o
 multiply per output (:func:`_mul_64x64`, an LLVM intrinsic: numba's integers stop at 64
 bits), and it goes back to numpy with :func:`set_generator`. 32-bit draws take the low half of
 an output first and keep the upper half buffered (:func:`next_word`, numpy's
-``next_uint32``), 64-bit draws take whole outputs and leave the buffer alone. ``PCG64.advance``
+``next_uint32``), 64-bit draws take whole outputs and leave the buffer alone; two outputs
+can be computed side by side from one state (:func:`pcg64_next_two`). ``PCG64.advance``
 places a second copy anywhere ahead (:func:`generator_at`), which is what lets a fill be
 split over threads. tests/test_devices.py checks every output and state against numpy's.
 """
@@ -27,6 +28,9 @@ _M64 = (1 << 64) - 1
 _PCG64_MULT = 0x2360ED051FC65DA44385DF649FCCF645  # PCG64's 128-bit LCG multiplier (O'Neill 2014)
 _MULT_HI = np.uint64(_PCG64_MULT >> 64)
 _MULT_LO = np.uint64(_PCG64_MULT & _M64)
+_MULT2 = (_PCG64_MULT * _PCG64_MULT) & ((1 << 128) - 1)  # two steps at once: state * mult**2 + inc * (mult + 1)
+_MULT2_HI, _MULT2_LO = np.uint64(_MULT2 >> 64), np.uint64(_MULT2 & _M64)
+_MULT1_HI, _MULT1_LO = np.uint64((_PCG64_MULT + 1) >> 64), np.uint64((_PCG64_MULT + 1) & _M64)
 
 
 @intrinsic
@@ -46,18 +50,49 @@ def _mul_64x64(typingctx, a, b):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _lcg(state_hi, state_lo, mult_hi, mult_lo, add_hi, add_lo):  # pragma: no cover - compiled
+    """``state * mult + add`` modulo 2**128, each as (high, low) 64-bit halves."""
+    high, low = _mul_64x64(state_lo, mult_lo)
+    high = high + state_lo * mult_hi + state_hi * mult_lo
+    new_lo = low + add_lo
+    new_hi = high + add_hi + (np.uint64(1) if new_lo < low else np.uint64(0))
+    return new_hi, new_lo
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _xsl_rr(state_hi, state_lo):  # pragma: no cover - compiled
+    """PCG64's output of a state: ``rotr64(hi ^ lo, hi >> 58)``."""
+    mixed = state_hi ^ state_lo
+    rot = state_hi >> np.uint64(58)
+    return (mixed >> rot) | (mixed << ((np.uint64(64) - rot) & np.uint64(63)))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
 def pcg64_next(state_hi, state_lo, inc_hi, inc_lo):  # pragma: no cover - compiled
     """One step of numpy's PCG64 (O'Neill 2014, PCG-XSL-RR 128/64): the 128-bit LCG
     ``state = state * mult + inc``, then the output ``rotr64(hi ^ lo, hi >> 58)`` of the new
     state. Returns (state_hi, state_lo, output)."""
-    high, low = _mul_64x64(state_lo, _MULT_LO)
-    high = high + state_lo * _MULT_HI + state_hi * _MULT_LO
-    new_lo = low + inc_lo
-    new_hi = high + inc_hi + (np.uint64(1) if new_lo < low else np.uint64(0))
-    mixed = new_hi ^ new_lo
-    rot = new_hi >> np.uint64(58)
-    out = (mixed >> rot) | (mixed << ((np.uint64(64) - rot) & np.uint64(63)))
-    return new_hi, new_lo, out
+    new_hi, new_lo = _lcg(state_hi, state_lo, _MULT_HI, _MULT_LO, inc_hi, inc_lo)
+    return new_hi, new_lo, _xsl_rr(new_hi, new_lo)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def two_step_increment(inc_hi, inc_lo):  # pragma: no cover - compiled
+    """``inc * (mult + 1)`` modulo 2**128: two LCG steps at once are ``state * mult**2`` plus
+    this (:func:`pcg64_next_two`)."""
+    return _lcg(inc_hi, inc_lo, _MULT1_HI, _MULT1_LO, np.uint64(0), np.uint64(0))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False, inline="always")
+def pcg64_next_two(state_hi, state_lo, inc_hi, inc_lo, inc2_hi, inc2_lo):  # pragma: no cover - compiled
+    """The next two steps of :func:`pcg64_next`, the second computed from the current state
+    too, as ``state * mult**2 + inc2`` (``inc2`` from :func:`two_step_increment`), so that the
+    two 128-bit products do not wait for each other: a loop that steps one output at a time
+    is bound by the latency of that product. Returns (state_hi, state_lo, output) after one
+    step, then after two."""
+    hi1, lo1 = _lcg(state_hi, state_lo, _MULT_HI, _MULT_LO, inc_hi, inc_lo)
+    hi2, lo2 = _lcg(state_hi, state_lo, _MULT2_HI, _MULT2_LO, inc2_hi, inc2_lo)
+    return hi1, lo1, _xsl_rr(hi1, lo1), hi2, lo2, _xsl_rr(hi2, lo2)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=False, inline="always")

@@ -1,0 +1,222 @@
+"""The write-verify of one commit of the paper network's first layer, its two compiled loops
+alone and the whole commit, in one process.
+
+    python benchmarks/bench_write_verify.py [--hw paper-130nm] [--repeats 7] [--rounds 5] [--against DIR]
+
+Sets up the store as ``bench_step_parts.py`` does (784-4096-10 qnn-meta, three training
+batches, then hidden weights moved by about one Adam step, ~83 k level changes in layer 1
+on paper-130nm), records one layer-1 commit's write-verify -- the sizes of its float64 fills
+(cycle-to-cycle spread per pulse round, relaxation) and the inputs of every pulse round --
+and times, alternating in ``--rounds`` rounds of ``--repeats`` calls each:
+
+* ``float64 draws``: those fills in a row through :class:`~archsim.devices.normal.NormalStream`
+  (the compiled ziggurat), and numpy's own ``rng.standard_normal(out=...)`` for reference;
+* ``pulse rounds``: the recorded rounds through ``pulse_step`` of
+  ``archsim/devices/kernels.py``;
+* ``layer-1 commit``: ``store.commit`` itself, commits alternating between the two hidden states.
+
+Prints median and best wall and CPU milliseconds. ``--against DIR`` also loads ``DIR``'s
+``archsim/devices/normal.py`` and ``kernels.py`` (another checkout, e.g. the main branch's)
+as modules of their own, checks that they give the same draws, generator state and pulse
+results, times them alongside (the commit with them patched into the store's
+``archsim/devices/arrays.py``) and prints the ratios this tree / DIR of the medians and of the bests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archsim.devices import arrays, kernels, normal  # noqa: E402
+from archsim.engine import build_architecture  # noqa: E402
+from archsim.experiment import build_learner, seed_streams  # noqa: E402
+from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
+from benchmarks.bench_read_noise import load_module  # noqa: E402
+
+
+def moved_store(hw: str):  # noqa: ANN201 - (store, hidden, moved)
+    """The layer store after three training batches, the hidden weights and the same moved
+    by about one Adam step (as ``bench_step_parts.py``)."""
+    config = paper_config(1000, hw)
+    arch = build_architecture(config)
+    rngs = seed_streams(0)
+    learner = build_learner(config, rngs["init"], rngs["device"], arch.store_factory, arch.observer, arch.mvm)
+    x_all, y_all = mnist(1000)
+    for start in range(0, 300, 100):
+        learner.train_batch(x_all[start:start + 100], y_all[start:start + 100])
+    hidden = [h.copy() for h in learner.net.hidden]
+    moved = [h + np.random.default_rng(7).normal(0, 0.004, h.shape).astype(np.float32) for h in hidden]
+    return learner.store, hidden[0], moved[0]
+
+
+def record_commit(store, target: np.ndarray) -> tuple[list[int], list[tuple]]:  # noqa: ANN001
+    """Commit ``target`` to layer 1, recording the sizes of its float64 fills (per pulse
+    round, then the relaxation's) and a copy of the inputs of each pulse round."""
+    sizes: list[int] = []
+    rounds: list[tuple] = []
+
+    class Recording(normal.NormalStream):
+        def fill(self, out: np.ndarray) -> None:
+            sizes.append(out.size)
+            super().fill(out)
+
+    def standard_normal(rng, n):  # noqa: ANN001, ANN202 - the relaxation's draws
+        sizes.append(n)
+        return normal.standard_normal(rng, n)
+
+    def pulse_step(*args):  # noqa: ANN002, ANN202
+        rounds.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+        return kernels.pulse_step(*args)
+
+    with patched(arrays, NormalStream=Recording, standard_normal=standard_normal, pulse_step=pulse_step):
+        store.commit(0, target)
+    return sizes, rounds
+
+
+@contextmanager
+def patched(module, **names) -> Iterator[None]:  # noqa: ANN001, ANN003
+    """Within: ``module``'s ``names`` replaced (each must exist)."""
+    missing = [name for name in names if not hasattr(module, name)]
+    if missing:
+        sys.exit(f"{module.__name__} has no {', '.join(missing)}: this benchmark needs updating")
+    saved = {name: getattr(module, name) for name in names}
+    for name, value in names.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(module, name, value)
+
+
+def draws_of(module, sizes: list[int]) -> Callable[[np.random.Generator, list[np.ndarray]], None]:  # noqa: ANN001
+    """The fills ``sizes`` in a row through ``module``'s NormalStream."""
+    def fill_all(rng: np.random.Generator, outs: list[np.ndarray]) -> None:
+        with module.NormalStream(rng) as stream:
+            for out in outs:
+                stream.fill(out)
+    return fill_all
+
+
+def numpy_draws(rng: np.random.Generator, outs: list[np.ndarray]) -> None:
+    for out in outs:
+        rng.standard_normal(out.size, out=out)
+
+
+def check_same_draws(variants: dict[str, Callable], sizes: list[int]) -> None:
+    """Every variant gives numpy's draws and leaves the generator as numpy does."""
+    results = []
+    for fill_all in variants.values():
+        rng, outs = np.random.default_rng(9), [np.empty(n) for n in sizes]
+        rng.random(1, dtype=np.float32)  # a buffered half-word, which float64 draws keep
+        fill_all(rng, outs)
+        results.append((np.concatenate(outs).view(np.uint64), rng.bit_generator.state))
+    for (out, state), name in zip(results[1:], list(variants)[1:]):
+        if not (np.array_equal(out, results[0][0]) and state == results[0][1]):
+            sys.exit(f"{name} draws differently from {next(iter(variants))}")
+
+
+def check_same_pulses(variants: dict[str, Callable], rounds: list[tuple]) -> None:
+    """Every variant of ``pulse_step`` gives the same conductances, pulse counts, energies'
+    inputs and positions left on the recorded rounds (each on fresh copies)."""
+    results = []
+    for step in variants.values():
+        got = []
+        for inputs in rounds:
+            args = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
+            left = step(*args)
+            got.append((left, args[2], args[8], args[9], args[10], args[11][:left]))
+        results.append(got)
+    for got, name in zip(results[1:], list(variants)[1:]):
+        for a, b in zip(got, results[0]):
+            if not (a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))):
+                sys.exit(f"{name} pulses differently from {next(iter(variants))}")
+
+
+def timed(parts: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, tuple[list, list]]:
+    """Wall and CPU seconds of every call of every part, the parts alternating per round,
+    in reverse order every other round (what ran just before a part moves its time)."""
+    times: dict[str, tuple[list, list]] = {name: ([], []) for name in parts}
+    for round_ in range(rounds):
+        for name, fn in list(parts.items())[::-1 if round_ % 2 else 1]:
+            fn()  # warm-up
+            for _ in range(repeats):
+                cpu, wall = time.process_time(), time.perf_counter()
+                fn()
+                times[name][0].append(time.perf_counter() - wall)
+                times[name][1].append(time.process_time() - cpu)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hw", default="paper-130nm")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", type=Path, default=None, help="root of another archsim checkout")
+    args = parser.parse_args()
+    if not normal.fast_path64_ok():
+        sys.exit("this numpy draws differently from the compiled kernel: the store uses numpy's own draws")
+    other_normal = other_kernels = None
+    if args.against:
+        tree = args.against.resolve()
+        other_normal = load_module(tree, "archsim/devices/normal.py", "normal_against")
+        other_kernels = load_module(tree, "archsim/devices/kernels.py", "kernels_against")
+    store, hidden, moved = moved_store(args.hw)
+    store.commit(0, moved)
+    sizes, rounds = record_commit(store, hidden)
+
+    draws = {"float64 draws, this tree": draws_of(normal, sizes)}
+    pulses = {"pulse rounds, this tree": kernels.pulse_step}
+    if other_normal is not None:
+        draws["float64 draws, --against"] = draws_of(other_normal, sizes)
+        pulses["pulse rounds, --against"] = other_kernels.pulse_step
+    draws["float64 draws, numpy standard_normal"] = numpy_draws
+    check_same_draws(draws, sizes)
+    check_same_pulses(pulses, rounds)
+
+    rng, outs = np.random.default_rng(1), [np.empty(n) for n in sizes]
+    work = [list(inputs) for inputs in rounds]  # replayed in place: the same work every call
+    parts: dict[str, Callable[[], object]] = {name: (lambda f=f: f(rng, outs)) for name, f in draws.items()}
+    parts |= {name: (lambda step=step: [step(*inputs) for inputs in work]) for name, step in pulses.items()}
+    turn = [0]
+
+    def commit() -> None:  # alternate: every call changes the same ~changes weights
+        turn[0] ^= 1
+        store.commit(0, moved if turn[0] else hidden)
+
+    parts["layer-1 commit, this tree"] = commit
+    if other_normal is not None:
+        def commit_against() -> None:
+            with patched(arrays, NormalStream=other_normal.NormalStream, standard_normal=other_normal.standard_normal,
+                         pulse_step=other_kernels.pulse_step):
+                commit()
+        parts["layer-1 commit, --against"] = commit_against
+    times = timed(parts, args.rounds, args.repeats)
+
+    print(f"layer-1 commit on {args.hw}: {sum(sizes)} float64 draws in {len(sizes)} fills, "
+          f"{sum(r[2].size if r[1] else r[0].size for r in rounds)} device pulses in {len(rounds)} rounds; "
+          f"{args.rounds} x {args.repeats} calls each" + (f"; --against {args.against}" if args.against else ""))
+    print(f"  {'part':<40} {'wall med/best ms':>17} {'CPU med/best ms':>17}")
+    for name, (wall, cpu) in times.items():
+        wall_ms, cpu_ms = np.array(wall) * 1e3, np.array(cpu) * 1e3
+        print(f"  {name:<40} {np.median(wall_ms):8.2f} {wall_ms.min():8.2f} {np.median(cpu_ms):8.2f} {cpu_ms.min():8.2f}")
+    if other_normal is not None:
+        for part in ("float64 draws", "pulse rounds", "layer-1 commit"):
+            ours, theirs = times[f"{part}, this tree"], times[f"{part}, --against"]
+            print(f"{part}, this tree / --against: wall {np.median(ours[0]) / np.median(theirs[0]):.2f}, "
+                  f"CPU {np.median(ours[1]) / np.median(theirs[1]):.2f} (medians); "
+                  f"wall {min(ours[0]) / min(theirs[0]):.2f}, CPU {min(ours[1]) / min(theirs[1]):.2f} (bests)")
+
+
+if __name__ == "__main__":
+    main()

@@ -125,6 +125,14 @@ def check_same_draws(variants: dict[str, Callable], sizes: list[int]) -> None:
             sys.exit(f"{name} draws differently from {next(iter(variants))}")
 
 
+def leading_arguments(kernel):  # noqa: ANN001, ANN201 - a numba dispatcher
+    """``kernel`` called with as many of the given arguments as it takes: another checkout's
+    ``pulse_step`` may take fewer (before h21-commit it had no chunk scratch arguments,
+    which come last)."""
+    count = kernel.py_func.__code__.co_argcount
+    return lambda *args: kernel(*args[:count])
+
+
 def check_same_pulses(variants: dict[str, Callable], rounds: list[tuple]) -> None:
     """Every variant of ``pulse_step`` gives the same conductances, pulse counts, energies'
     inputs and positions left on the recorded rounds (each on fresh copies)."""
@@ -179,7 +187,7 @@ def main() -> None:
     pulses = {"pulse rounds, this tree": kernels.pulse_step}
     if other_normal is not None:
         draws["float64 draws, --against"] = draws_of(other_normal, sizes)
-        pulses["pulse rounds, --against"] = other_kernels.pulse_step
+        pulses["pulse rounds, --against"] = leading_arguments(other_kernels.pulse_step)
     draws["float64 draws, numpy standard_normal"] = numpy_draws
     check_same_draws(draws, sizes)
     check_same_pulses(pulses, rounds)
@@ -198,7 +206,7 @@ def main() -> None:
     if other_normal is not None:
         def commit_against() -> None:
             with patched(arrays, NormalStream=other_normal.NormalStream, standard_normal=other_normal.standard_normal,
-                         pulse_step=other_kernels.pulse_step):
+                         pulse_step=leading_arguments(other_kernels.pulse_step)):
                 commit()
         parts["layer-1 commit, --against"] = commit_against
     times = timed(parts, args.rounds, args.repeats)

@@ -63,7 +63,8 @@ def _pulse_chunk(
     was, now, out = before[start:stop], after[start:stop], outside[o:]
     left = 0
     for j in range(stop - start):
-        p = start + j if every else at[j]
+        # unsigned: numba wraps every signed index around (a few instructions per access)
+        p = np.uint64(start + j) if every else np.uint64(at[j])
         g_a = g[p]
         t_a = target[p]
         new = g_a + gain[p] * (t_a - g_a) if has_gain else t_a
@@ -352,7 +353,7 @@ def _prepare_chunk(
     kept = 0
     worn = 0
     for k in range(requests.size):
-        i = requests[k]
+        i = np.uint64(requests[k])  # unsigned: no wrap-around per access (as in pulse_step)
         refused = stuck[i]
         # numpy compares uint32 with float32 in float64: exact for both
         if not refused and wears_out and np.float64(wear[i]) >= np.float64(endurance[i]):

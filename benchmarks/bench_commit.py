@@ -3,8 +3,8 @@ kernels' threads against every scan in one pass on one thread.
 
     python benchmarks/bench_commit.py [--hw paper-130nm] [--move 0.004] [--repeats 15]
 
-Set up as in ``bench_step_parts.py`` (three training batches, then the hidden weights moved by
-a normal step of standard deviation ``--move``; commits alternate between the two states, so
+Set up as in ``bench_write_verify.py`` (three training batches, then the hidden weights moved
+by a normal step of standard deviation ``--move``; commits alternate between the two states, so
 every call changes the same weights: 0.004 gives ~83 000 level changes, 0.0004 ~21 000).
 Times the commit (best of ``--repeats``, wall and CPU of all threads) with the scans split as
 ``archsim.learning.kernels.scan_chunks`` chooses and with ``SCAN_PARTS = 1`` (as sweep workers
@@ -21,17 +21,14 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archsim.devices import arrays, store as store_module  # noqa: E402
-from archsim.engine import build_architecture  # noqa: E402
-from archsim.experiment import build_learner, seed_streams  # noqa: E402
 from archsim.learning import kernels, quantizer  # noqa: E402
-from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
 from benchmarks.bench_step_parts import alternating, kernels_in_one_pass  # noqa: E402
+from benchmarks.bench_write_verify import moved_store  # noqa: E402
 
 # the compiled kernels a commit calls, by the module that calls them
 KERNELS = {
@@ -75,16 +72,7 @@ def main() -> None:
     parser.add_argument("--move", type=float, default=0.004, help="std of the hidden weights' move")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
-    config = paper_config(1000, args.hw)
-    arch = build_architecture(config)
-    rngs = seed_streams(0)
-    learner = build_learner(config, rngs["init"], rngs["device"], arch.store_factory, arch.observer, arch.mvm)
-    x_all, y_all = mnist(1000)
-    for i in range(0, 300, 100):
-        learner.train_batch(x_all[i:i + 100], y_all[i:i + 100])
-    store = learner.store
-    hidden = learner.net.hidden[0].copy()
-    moved = hidden + np.random.default_rng(7).normal(0, args.move, hidden.shape).astype(np.float32)
+    store, hidden, moved = moved_store(args.hw, args.move)
     changes = store.commit(0, moved).index.size
     turn = [0]
 

@@ -43,9 +43,10 @@ from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
 from benchmarks.bench_read_noise import load_module  # noqa: E402
 
 
-def moved_store(hw: str):  # noqa: ANN201 - (store, hidden, moved)
+def moved_store(hw: str, move: float = 0.004):  # noqa: ANN201 - (store, hidden, moved)
     """The layer store after three training batches, the hidden weights and the same moved
-    by about one Adam step (as ``bench_step_parts.py``)."""
+    by a normal step of standard deviation ``move`` (0.004: about one Adam step, as
+    ``bench_step_parts.py``)."""
     config = paper_config(1000, hw)
     arch = build_architecture(config)
     rngs = seed_streams(0)
@@ -54,7 +55,7 @@ def moved_store(hw: str):  # noqa: ANN201 - (store, hidden, moved)
     for start in range(0, 300, 100):
         learner.train_batch(x_all[start:start + 100], y_all[start:start + 100])
     hidden = [h.copy() for h in learner.net.hidden]
-    moved = [h + np.random.default_rng(7).normal(0, 0.004, h.shape).astype(np.float32) for h in hidden]
+    moved = [h + np.random.default_rng(7).normal(0, move, h.shape).astype(np.float32) for h in hidden]
     return learner.store, hidden[0], moved[0]
 
 

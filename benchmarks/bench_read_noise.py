@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archsim.devices import normal  # noqa: E402
+from benchmarks.common import timed  # noqa: E402
 
 SHAPE = (784, 4096)  # the paper network's first layer
 
@@ -101,15 +101,8 @@ def main() -> None:
     variants = fills(other)
     check_same_draws(variants, weights, std)
     rng, out = np.random.default_rng(1), np.empty(SHAPE, dtype=np.float32)
-    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in variants}
-    for _ in range(args.rounds):
-        for name, fill in variants.items():
-            fill(rng, weights, std, out)  # warm-up
-            for _ in range(args.repeats):
-                cpu, wall = time.process_time(), time.perf_counter()
-                fill(rng, weights, std, out)
-                times[name][0].append(time.perf_counter() - wall)
-                times[name][1].append(time.process_time() - cpu)
+    calls = {name: (lambda fill=fill: fill(rng, weights, std, out)) for name, fill in variants.items()}
+    times = timed(calls, args.rounds, args.repeats, reverse_every_other=False)
     numpy_wall, numpy_cpu = (np.median(t) for t in times["numpy standard_normal, *= std, += weights"])
     print(f"{SHAPE[0] * SHAPE[1]} float32 draws, {args.rounds} x {args.repeats} calls each"
           + (f"; --against {args.against}" if other else ""))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +40,7 @@ from archsim.engine import build_architecture  # noqa: E402
 from archsim.experiment import build_learner, seed_streams  # noqa: E402
 from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
 from benchmarks.bench_read_noise import load_module  # noqa: E402
+from benchmarks.common import timed  # noqa: E402
 
 
 def moved_store(hw: str, move: float = 0.004):  # noqa: ANN201 - (store, hidden, moved)
@@ -149,21 +149,6 @@ def check_same_pulses(variants: dict[str, Callable], rounds: list[tuple]) -> Non
         for a, b in zip(got, results[0]):
             if not (a[0] == b[0] and all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))):
                 sys.exit(f"{name} pulses differently from {next(iter(variants))}")
-
-
-def timed(parts: dict[str, Callable[[], object]], rounds: int, repeats: int) -> dict[str, tuple[list, list]]:
-    """Wall and CPU seconds of every call of every part, the parts alternating per round,
-    in reverse order every other round (what ran just before a part moves its time)."""
-    times: dict[str, tuple[list, list]] = {name: ([], []) for name in parts}
-    for round_ in range(rounds):
-        for name, fn in list(parts.items())[::-1 if round_ % 2 else 1]:
-            fn()  # warm-up
-            for _ in range(repeats):
-                cpu, wall = time.process_time(), time.perf_counter()
-                fn()
-                times[name][0].append(time.perf_counter() - wall)
-                times[name][1].append(time.process_time() - cpu)
-    return times
 
 
 def main() -> None:

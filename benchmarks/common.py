@@ -59,3 +59,21 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def timed(parts: dict[str, Callable[[], object]], rounds: int, repeats: int,
+          reverse_every_other: bool = True) -> dict[str, tuple[list, list]]:
+    """Wall and CPU seconds of every call of every part (after one warm-up call per part and
+    round), the parts alternating per round; with ``reverse_every_other``, in reverse order
+    every other round (what ran just before a part moves its time)."""
+    times: dict[str, tuple[list, list]] = {name: ([], []) for name in parts}
+    for round_ in range(rounds):
+        order = list(parts.items())
+        for name, fn in order[::-1] if reverse_every_other and round_ % 2 else order:
+            fn()  # warm-up
+            for _ in range(repeats):
+                cpu, wall = time.process_time(), time.perf_counter()
+                fn()
+                times[name][0].append(time.perf_counter() - wall)
+                times[name][1].append(time.process_time() - cpu)
+    return times

@@ -38,10 +38,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import archsim  # noqa: E402,F401 - before numpy: OpenBLAS loads with archsim's thread settings
+import numpy as np  # noqa: E402
 
 from archsim.config import RunConfig, load_run_config  # noqa: E402
 from archsim.data.tasks import to_unit_float  # noqa: E402
@@ -230,11 +231,20 @@ def measure(label: str, run: Callable[[BatchClock], float], repeats: int) -> dic
 
 def blas_threads() -> str:
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         return "threadpoolctl not installed"
-    return ", ".join(f"{i['internal_api']} {i['num_threads']} threads ({i.get('architecture')})"
-                     for i in threadpool_info() if i["user_api"] == "blas")
+    return ", ".join(f"{c.internal_api} {c.num_threads} threads ({c.info().get('architecture')}"
+                     f"{idle_spin(c)})" for c in ThreadpoolController().lib_controllers if c.user_api == "blas")
+
+
+def idle_spin(controller) -> str:  # noqa: ANN001 - a threadpoolctl controller
+    """OpenBLAS's OPENBLAS_THREAD_TIMEOUT as read when it loaded (archsim/__init__.py)."""
+    read = getattr(controller.dynlib, "openblas_thread_timeout", None) if controller.internal_api == "openblas" else None
+    if read is None:
+        return ""
+    value = read()
+    return f", idle threads spin 2^{value} cycles" if value else ", idle threads spin OpenBLAS's default 2^28 cycles"
 
 
 def main() -> None:

@@ -24,12 +24,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import archsim  # noqa: E402,F401 - before numpy: OpenBLAS loads with archsim's thread settings
+import numpy as np  # noqa: E402
 from numba.core.caching import NullCache
 from numba.core.dispatcher import Dispatcher
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from archsim.devices import normal  # noqa: E402
 from benchmarks.common import timed  # noqa: E402

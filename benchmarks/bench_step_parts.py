@@ -31,10 +31,11 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import archsim  # noqa: E402,F401 - before numpy: OpenBLAS loads with archsim's thread settings
+import numpy as np  # noqa: E402
 
 from archsim.devices import normal  # noqa: E402
 from archsim.devices import store as store_module  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from archsim.config import RunConfig, validate
 from archsim.engine import build_architecture
@@ -136,7 +137,19 @@ def test_block_by_block_products_are_bit_identical_to_the_stacked_products():
                     assert np.array_equal(backward, stacked_backward(mvm, layer, delta, w))
 
 
-def test_fused_adc_conversion_matches_the_numpy_quantiser_bit_for_bit():
+@pytest.fixture(params=["one loop", "split"])
+def adc_chunks(request, monkeypatch):
+    """The fused conversion as one loop in the calling thread (small partial sums), or split
+    into uneven chunks of a few elements over the kernels' threads (a large layer's)."""
+    if request.param == "split":
+        from archsim.learning import kernels
+
+        monkeypatch.setattr(kernels, "SCAN_PARTS", 7)
+        monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", 5)
+    return request.param
+
+
+def test_fused_adc_conversion_matches_the_numpy_quantiser_bit_for_bit(adc_chunks):
     adc = crossbar((16, 8), 16, 16, 8, 4, 0.5).tile.adc
     rng = np.random.default_rng(3)
     full_scale = adc.full_scale(16, 1.0, 1.0)

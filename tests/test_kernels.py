@@ -195,3 +195,169 @@ def test_fused_meta_argument_matches_numpy(levels):
     strided = np.asfortranarray(w)  # not C-contiguous: the numpy path
     assert np.array_equal(meta.tanh_argument(strided), want, equal_nan=True)
 
+
+
+def _update_then_commit(opt, store, param, grad, meta, lr_scale, decoupled, clip):
+    opt.update(0, param, grad, meta, lr_scale, decoupled, clip)
+    return store.commit(0, param)
+
+
+def _fused_update(opt, store, param, grad, meta, lr_scale, decoupled, clip):
+    target = store.fused_commit(0, param)
+    assert target is not None
+    return opt.update(0, param, grad, meta, lr_scale, decoupled, clip, commit=target)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4, 16])
+@pytest.mark.parametrize(
+    "wd, decoupled, clip, lr_scale", [(0.0, 0.0, None, 1.0), (1.5e-6, 0.0, None, 1.0), (0.0, 0.3, 1.2, 0.7)]
+)
+def test_adam_with_the_commit_in_its_pass_equals_update_then_commit(levels, wd, decoupled, clip, lr_scale):
+    """Adam.update(commit=store.fused_commit(...)) against Adam.update then store.commit:
+    weights, moments, stored levels and weights, write counts and the CommitReport, bit for
+    bit, with weights on and next to every threshold and level (zero gradient there at the
+    first step, so they stay on them)."""
+    rng = np.random.default_rng(11 + levels)
+    q = Quantizer.from_config(levels)
+    meta = TanhMeta(3.0, q) if levels > 2 else TanhMeta(3.0)
+    for m in (None, meta, lambda h: meta(h)):
+        start = awkward_weights(rng, (37, 53), q)
+        runs = []
+        for step_fn in (_update_then_commit, _fused_update):
+            param, opt = start.copy(), Adam(lr=0.05, weight_decay=wd)
+            store = QuantizedStore([param.copy()], q)
+            reports = []
+            grads = np.random.default_rng(levels)
+            for step in range(4):
+                grad = grads.normal(0, 5e-2, size=param.shape).astype(np.float32)
+                if step == 0:
+                    grad.reshape(-1)[:60] = 0.0  # the awkward values stay where they are
+                opt.begin_step()
+                reports.append(step_fn(opt, store, param, grad, m, lr_scale, decoupled, clip))
+            runs.append((param, opt.states[0], store, reports))
+        (p0, s0, st0, r0), (p1, s1, st1, r1) = runs
+        assert np.array_equal(p0.view(np.uint32), p1.view(np.uint32))
+        assert np.array_equal(s0.first.view(np.uint32), s1.first.view(np.uint32))
+        assert np.array_equal(s0.second.view(np.uint32), s1.second.view(np.uint32))
+        assert st0.level_index[0].dtype == st1.level_index[0].dtype == np.uint8
+        np.testing.assert_array_equal(st0.level_index[0], st1.level_index[0])
+        assert np.array_equal(st0.read(0).view(np.uint32), st1.read(0).view(np.uint32))
+        np.testing.assert_array_equal(st0.write_counts()[0], st1.write_counts()[0])
+        assert st1.write_counts()[0].sum() > 0
+        for a, b in zip(r0, r1):
+            assert a.changed.shape == b.changed.shape == start.shape and b.changed.dtype == bool
+            np.testing.assert_array_equal(a.changed, b.changed)
+            assert (a.pulses, a.energy_j, a.pulse_steps, a.stuck, a.index) == (b.pulses, b.energy_j, None, None, None)
+            assert a.writes == b.writes
+
+
+def test_fused_commit_only_where_it_is_the_same_commit():
+    """The store offers the in-pass commit for uniform levels and float32 C-contiguous hidden
+    weights only; a shape that is not the layer's is refused before any kernel runs."""
+    rng = np.random.default_rng(2)
+    uniform = Quantizer.from_config(4)
+    uneven = Quantizer(np.array([-1.0, -0.2, 0.5, 1.0]))
+    w = awkward_weights(rng, (20, 30), uniform)
+    assert QuantizedStore([w.copy()], uniform).fused_commit(0, w) is not None
+    assert QuantizedStore([w.copy()], uneven).fused_commit(0, w) is None
+    assert QuantizedStore([w.copy()], uniform).fused_commit(0, w.astype(np.float64)) is None
+    assert QuantizedStore([w.copy()], uniform).fused_commit(0, np.asfortranarray(w)) is None
+    with pytest.raises(ValueError, match="holds"):
+        QuantizedStore([w.copy()], uniform).fused_commit(0, w[:10].copy())
+
+
+class _PlainStore:
+    """A QuantizedStore seen only through the WeightStore interface (no in-pass commit)."""
+
+    def __init__(self, inner: QuantizedStore) -> None:
+        self.inner = inner
+
+    def read(self, layer):
+        return self.inner.read(layer)
+
+    def commit(self, layer, hidden):
+        return self.inner.commit(layer, hidden)
+
+    def write_counts(self):
+        return self.inner.write_counts()
+
+
+@pytest.mark.parametrize("overrides", [{"learning__m_star": 3.0}, {"learning__m_star": 3.0, "model__levels": 2},
+                                       {"learning__m_star": 0.0, "learning__hidden_clip": 1.0}])
+def test_learner_with_the_commit_in_adams_pass_trains_exactly_as_without(tiny, overrides):
+    """Two learners of one configuration, one committing in Adam's pass (the default for the
+    ideal store), one through store.commit afterwards: the same weights, levels, counts,
+    batch-norm parameters, losses and reports after a few batches."""
+    from archsim.experiment import build_learner
+    from archsim.learning.trainer import TrainingObserver
+
+    class Keep(TrainingObserver):
+        def __init__(self):
+            self.reports = []
+
+        def on_train_batch(self, batch_size, commits):
+            self.reports.append(commits)
+
+    config = tiny(**overrides)
+    learners = []
+    for plain in (False, True):
+        learner = build_learner(config, np.random.default_rng(0), np.random.default_rng(1), observer=Keep())
+        assert isinstance(learner.store, QuantizedStore)
+        assert (learner._fused_commit(0, learner.net.hidden[0]) is not None) is True
+        if plain:
+            learner.store = _PlainStore(learner.store)
+            assert learner._fused_commit(0, learner.net.hidden[0]) is None
+        learners.append(learner)
+    data = np.random.default_rng(3)
+    for _ in range(4):
+        x = data.random((100, 784), dtype=np.float32)
+        y = data.integers(0, 10, 100)
+        losses = [learner.train_batch(x, y, 0.9) for learner in learners]
+        assert losses[0] == losses[1]
+    fused, plain = learners
+    for layer in range(fused.net.n_layers):
+        for a, b in ((fused.net.hidden, plain.net.hidden), (fused.net.gamma, plain.net.gamma),
+                     (fused.net.beta, plain.net.beta), (fused.current_weights(), plain.current_weights()),
+                     (fused.store.write_counts(), plain.store.write_counts())):
+            np.testing.assert_array_equal(a[layer], b[layer])
+        np.testing.assert_array_equal(fused.store.level_index[layer], plain.store.inner.level_index[layer])
+    for a, b in zip(fused.observer.reports, plain.observer.reports):
+        for ra, rb in zip(a, b):
+            np.testing.assert_array_equal(ra.changed, rb.changed)
+    assert sum(int(c.sum()) for c in fused.store.write_counts()) > 0
+
+
+def test_learner_with_k_bit_hidden_weights_commits_after_the_rounding(tiny):
+    """The rounding changes the hidden weights between Adam and the commit: no in-pass commit."""
+    from archsim.experiment import build_learner
+
+    config = tiny(learning__m_star=3.0, learning__hidden_weight_bits=8)
+    learner = build_learner(config, np.random.default_rng(0), np.random.default_rng(1),
+                            rounding_rng=np.random.default_rng(2))
+    assert learner.hidden_rounding is not None
+    assert learner._fused_commit(0, learner.net.hidden[0]) is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 1023, 4096 + 7, 100_003])
+def test_numpys_tanh_in_two_halves_gives_the_whole_arrays_bits(monkeypatch, size):
+    """numpy's float32 tanh computes every element on its own: halves on two threads, slices
+    starting anywhere (unaligned) and odd tails give exactly np.tanh of the whole array."""
+    from archsim.learning import kernels
+
+    rng = np.random.default_rng(size)
+    x = rng.normal(0, 3, size).astype(np.float32)
+    special = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-20, 8.9, 9.0, 9.1, -9.0, 20.0, np.inf, -np.inf, np.nan,
+                        0.0625, 0.55, 1.0, 2.0, 4.0], dtype=np.float32)
+    x[: min(size, special.size)] = special[: min(size, special.size)]
+    whole = np.tanh(x)
+    for start in range(0, min(size, 19)):
+        for stop in (size, size - 1, size - 5):
+            if start <= stop:
+                part = x[start:stop].copy()
+                assert np.array_equal(np.tanh(part).view(np.uint32), whole[start:stop].view(np.uint32))
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    monkeypatch.setattr(kernels, "TANH_SPLIT_MIN", 2)
+    for shape in ((size,), (1, size)):
+        y = x.reshape(shape).copy()
+        assert kernels.numpy_tanh_inplace(y) is y
+        assert np.array_equal(y.reshape(-1).view(np.uint32), whole.view(np.uint32))

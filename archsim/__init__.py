@@ -12,9 +12,18 @@ Submodules load on first use, so ``import archsim`` stays cheap.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# OpenBLAS's worker threads spin on their core for 2**28 cycles (~0.1 s) after every matrix
+# product before they sleep, so between products they hold the second core that archsim's
+# compiled element-wise kernels and helper thread need (docs/performance.md, "OpenBLAS's
+# spinning threads"). 2**16 cycles (~25 us) still bridges back-to-back products. OpenBLAS reads
+# this when it loads, on numpy's first import: it applies where archsim is imported before
+# numpy (the command line and the processes it starts); a value already set is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 if TYPE_CHECKING:  # pragma: no cover
     from archsim.api import run, sweep

@@ -108,27 +108,6 @@ def helper_thread() -> ThreadPoolExecutor:
         return _HELPER[0][1]
 
 
-# numpy's float32 tanh (its own SIMD loop, not correctly rounded, so part of the results)
-# computes every element on its own: a slice gives the bits of the same elements of the whole
-# array (tests/test_kernels.py checks slices, odd tails and unaligned starts against the whole).
-# Below two streaming grains the helper's hand-over costs more than the half it takes.
-TANH_SPLIT_MIN = 2 * SCAN_GRAIN["stream"]
-
-
-def numpy_tanh_inplace(x: np.ndarray) -> np.ndarray:
-    """``np.tanh(x, out=x)`` for a C-contiguous array, the second half on the helper thread
-    when kernels may use two threads and the array is large (numpy releases the GIL in its
-    loop). Returns ``x``."""
-    flat = x.reshape(-1)
-    if THREADS == 1 or flat.size < TANH_SPLIT_MIN:
-        return np.tanh(x, out=x)
-    half = flat.size // 2 // 16 * 16  # both halves start on a 64-byte line
-    second = helper_thread().submit(np.tanh, flat[half:], flat[half:])
-    np.tanh(flat[:half], out=flat[:half])
-    second.result()
-    return x
-
-
 @contextmanager
 def kernel_launch() -> Iterator[None]:
     """Around every kernel call: the thread budget, applied in the calling thread (numba's
@@ -138,64 +117,6 @@ def kernel_launch() -> Iterator[None]:
         if numba.get_num_threads() != THREADS:
             numba.set_num_threads(THREADS)
         yield
-
-
-@numba.njit(inline="always")
-def _adam_element(
-    i: int,
-    param: np.ndarray,
-    grad: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    tanh_or_factor: np.ndarray,
-    meta_mode: int,
-    weight_decay: np.float32,
-    beta1: np.float32,
-    one_minus_beta1: np.float32,
-    beta2: np.float32,
-    one_minus_beta2: np.float32,
-    denom_scale: np.float32,
-    eps: np.float32,
-    step_scale: np.float32,
-    decay_scale: np.float32,
-    clip: np.float32,
-) -> np.float32:
-    """Element ``i`` of :func:`adam_step`: updates both moments and the parameter in place and
-    returns the new parameter value."""
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    w = param[i]
-    g = grad[i]
-    if weight_decay != zero:
-        g = g + weight_decay * w
-    m = first[i] * beta1
-    m = m + one_minus_beta1 * g
-    v = second[i] * beta2
-    v = v + one_minus_beta2 * (g * g)
-    first[i] = m
-    second[i] = v
-    denom = np.float32(math.sqrt(v)) * denom_scale
-    denom = denom + eps
-    step = m / denom
-    step = step * step_scale
-    factor = one
-    if meta_mode == 1:
-        t = tanh_or_factor[i]
-        factor = one - t * t
-    elif meta_mode == 2:
-        factor = tanh_or_factor[i]
-    if meta_mode != 0 and m * w > zero:
-        step = step * factor
-    if decay_scale != zero:
-        decay = decay_scale * w
-        if meta_mode != 0:
-            decay = decay * factor
-        step = step + decay
-    w = w - step
-    if clip != zero:
-        w = min(max(w, -clip), clip)
-    param[i] = w
-    return w
 
 
 @numba.njit(**_JIT)
@@ -223,49 +144,40 @@ def adam_step(
     1 - tanh^2; 2 it holds the factor itself. ``weight_decay`` (L2 in the gradient),
     ``decay_scale`` (decoupled, lr * lambda) and ``clip`` (|W_H| bound) are off when 0.
     """
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
     for i in numba.prange(param.size):
-        _adam_element(
-            i, param, grad, first, second, tanh_or_factor, meta_mode, weight_decay, beta1, one_minus_beta1,
-            beta2, one_minus_beta2, denom_scale, eps, step_scale, decay_scale, clip,
-        )
-
-
-@numba.njit(**_JIT)
-def adam_commit_step(
-    param: np.ndarray,
-    grad: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    tanh_or_factor: np.ndarray,
-    meta_mode: int,
-    weight_decay: np.float32,
-    beta1: np.float32,
-    one_minus_beta1: np.float32,
-    beta2: np.float32,
-    one_minus_beta2: np.float32,
-    denom_scale: np.float32,
-    eps: np.float32,
-    step_scale: np.float32,
-    decay_scale: np.float32,
-    clip: np.float32,
-    lowest: float,
-    inv_step: float,
-    top: int,
-    values: np.ndarray,
-    level_index: np.ndarray,
-    weights: np.ndarray,
-    counts: np.ndarray,
-    changed: np.ndarray,
-) -> None:
-    """:func:`adam_step` and then :func:`uniform_commit` of the updated parameter, element by
-    element in one pass: the digital unit decides a weight's write as it updates it, and the
-    hidden weight is read from memory once instead of twice. Same operations, same results."""
-    for i in numba.prange(param.size):
-        w = _adam_element(
-            i, param, grad, first, second, tanh_or_factor, meta_mode, weight_decay, beta1, one_minus_beta1,
-            beta2, one_minus_beta2, denom_scale, eps, step_scale, decay_scale, clip,
-        )
-        _commit_element(i, w, lowest, inv_step, top, values, level_index, weights, counts, changed)
+        w = param[i]
+        g = grad[i]
+        if weight_decay != zero:
+            g = g + weight_decay * w
+        m = first[i] * beta1
+        m = m + one_minus_beta1 * g
+        v = second[i] * beta2
+        v = v + one_minus_beta2 * (g * g)
+        first[i] = m
+        second[i] = v
+        denom = np.float32(math.sqrt(v)) * denom_scale
+        denom = denom + eps
+        step = m / denom
+        step = step * step_scale
+        factor = one
+        if meta_mode == 1:
+            t = tanh_or_factor[i]
+            factor = one - t * t
+        elif meta_mode == 2:
+            factor = tanh_or_factor[i]
+        if meta_mode != 0 and m * w > zero:
+            step = step * factor
+        if decay_scale != zero:
+            decay = decay_scale * w
+            if meta_mode != 0:
+                decay = decay * factor
+            step = step + decay
+        w = w - step
+        if clip != zero:
+            w = min(max(w, -clip), clip)
+        param[i] = w
 
 
 @numba.njit(**_JIT)
@@ -404,22 +316,6 @@ def collect_changed(changed: np.ndarray, words: np.ndarray, offsets: np.ndarray,
             _collect_chunk(changed, words, start, stop, offsets[c], found, index)
 
 
-@numba.njit(inline="always")
-def _commit_element(
-    i: int, hidden: np.float32, lowest: float, inv_step: float, top: int, values: np.ndarray,
-    level_index: np.ndarray, weights: np.ndarray, counts: np.ndarray, changed: np.ndarray,
-) -> None:
-    """Element ``i`` of :func:`uniform_commit`, for the hidden weight's value ``hidden``."""
-    new = min(max(math.floor((np.float64(hidden) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
-    index = np.intp(new)
-    moved = index != level_index[i]
-    changed[i] = moved
-    if moved:
-        counts[i] += 1
-        level_index[i] = index
-        weights[i] = values[index]
-
-
 @numba.njit(**_JIT)
 def uniform_commit(
     hidden: np.ndarray,
@@ -434,7 +330,14 @@ def uniform_commit(
 ) -> None:
     """Quantize, compare with the stored level, count the write and refresh the weight, in place."""
     for i in numba.prange(hidden.size):
-        _commit_element(i, hidden[i], lowest, inv_step, top, values, level_index, weights, counts, changed)
+        new = min(max(math.floor((np.float64(hidden[i]) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
+        index = np.intp(new)
+        moved = index != level_index[i]
+        changed[i] = moved
+        if moved:
+            counts[i] += 1
+            level_index[i] = index
+            weights[i] = values[index]
 
 
 @numba.njit(**_JIT)

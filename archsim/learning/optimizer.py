@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from archsim.learning.kernels import adam_commit_step, adam_step, kernel_launch, numpy_tanh_inplace
-
-if TYPE_CHECKING:
-    from archsim.learning.storage import CommitReport, UniformCommit
+from archsim.learning.kernels import adam_step, kernel_launch
 
 MetaFactor = Callable[[np.ndarray], np.ndarray]
 
@@ -68,8 +64,7 @@ class Adam:
         lr_scale: float = 1.0,
         decoupled_decay: float = 0.0,
         clip: float | None = None,
-        commit: "UniformCommit | None" = None,
-    ) -> "CommitReport | None":
+    ) -> None:
         """Apply one Adam step to ``param`` in place; ``meta`` damps shrinking steps.
 
         ``decoupled_decay`` (AdamW, Loshchilov & Hutter 2019) shrinks ``param`` by
@@ -80,10 +75,6 @@ class Adam:
         In float32 per element (one fused pass, archsim/learning/kernels.py):
         g += wd W; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
         step = lr m / (1 - b1^t) / (sqrt(v) / sqrt(1 - b2^t) + eps), times f(W) where m W > 0.
-
-        With ``commit`` (a store's :meth:`~archsim.learning.storage.QuantizedStore.fused_commit`
-        of ``param``), the same pass also commits each updated weight to the store, exactly as
-        the store's ``commit(layer, param)`` called afterwards would, and returns its report.
         """
         if param.dtype != np.float32 or not param.flags.c_contiguous:
             raise TypeError("Adam updates C-contiguous float32 arrays in place")
@@ -94,33 +85,29 @@ class Adam:
         meta_mode, factor = 0, _NO_FACTOR
         if meta is not None and hasattr(meta, "tanh_argument"):
             # numpy's tanh, not a re-implementation: its last bit is part of the results.
-            factor = numpy_tanh_inplace(meta.tanh_argument(param, out=state.scratch))
+            factor = np.tanh(meta.tanh_argument(param, out=state.scratch), out=state.scratch)
             meta_mode = 1
         elif meta is not None:
             factor = np.ascontiguousarray(np.broadcast_to(np.asarray(meta(param), dtype=np.float32), param.shape))
             meta_mode = 2
         correction1 = 1.0 - self.beta1**self.steps
         correction2 = 1.0 - self.beta2**self.steps
-        scalars = (
-            meta_mode,
-            np.float32(self.weight_decay),
-            np.float32(self.beta1),
-            np.float32(1.0 - self.beta1),
-            np.float32(self.beta2),
-            np.float32(1.0 - self.beta2),
-            np.float32(1.0 / np.sqrt(correction2)),
-            np.float32(self.eps),
-            np.float32(self.lr * lr_scale / correction1),
-            np.float32(self.lr * lr_scale * decoupled_decay),
-            np.float32(0.0 if clip is None else clip),
-        )
-        arrays = (param.reshape(-1), grad.reshape(-1), state.first.reshape(-1), state.second.reshape(-1),
-                  factor.reshape(-1))
-        if commit is None:
-            with kernel_launch():
-                adam_step(*arrays, *scalars)
-            return None
-        changed = np.empty(param.shape, dtype=bool)
         with kernel_launch():
-            adam_commit_step(*arrays, *scalars, *commit.kernel_args(), changed.reshape(-1))
-        return commit.report(changed)
+            adam_step(
+                param.reshape(-1),
+                grad.reshape(-1),
+                state.first.reshape(-1),
+                state.second.reshape(-1),
+                factor.reshape(-1),
+                meta_mode,
+                np.float32(self.weight_decay),
+                np.float32(self.beta1),
+                np.float32(1.0 - self.beta1),
+                np.float32(self.beta2),
+                np.float32(1.0 - self.beta2),
+                np.float32(1.0 / np.sqrt(correction2)),
+                np.float32(self.eps),
+                np.float32(self.lr * lr_scale / correction1),
+                np.float32(self.lr * lr_scale * decoupled_decay),
+                np.float32(0.0 if clip is None else clip),
+            )

@@ -9,7 +9,7 @@ same interface with conductances, programming variability, read noise and endura
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 
@@ -63,41 +63,6 @@ class WeightStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class UniformCommit:
-    """One layer's commit to an ideal store with uniform levels, as a kernel performs it per
-    weight (archsim/learning/kernels.py ``uniform_commit``): the hidden weight's level
-    floor((W_H - Q_0) / step + 1/2) clipped to [0, L - 1], in float64; where it differs from
-    the stored level, one more write and the level's value into the weights. The arrays are
-    the store's own, flat, updated in place."""
-
-    lowest: float
-    inv_step: float
-    top: int
-    values: np.ndarray
-    level_index: np.ndarray
-    weights: np.ndarray
-    counts: np.ndarray
-
-    def kernel_args(self) -> tuple:
-        """Arguments of the kernels after the hidden weights, before the ``changed`` mask."""
-        return (self.lowest, self.inv_step, self.top, self.values, self.level_index, self.weights, self.counts)
-
-    def report(self, changed: np.ndarray) -> CommitReport:
-        """What the commit wrote, from the mask the kernel filled."""
-        return CommitReport(changed=changed)
-
-
-@runtime_checkable
-class FusableStore(Protocol):
-    """A store whose commit a kernel can perform where the hidden weights are updated."""
-
-    def fused_commit(self, layer: int, hidden: np.ndarray) -> UniformCommit | None:
-        """The commit of ``hidden`` into ``layer`` as :class:`UniformCommit`, or None where it
-        cannot be done element by element (then :meth:`WeightStore.commit` does it)."""
-        ...
-
-
 class FloatStore:
     """Unquantized weights: the float32 baseline reads the hidden weights directly."""
 
@@ -129,28 +94,21 @@ class QuantizedStore:
     def read(self, layer: int) -> np.ndarray:
         return self._weights[layer]
 
-    def fused_commit(self, layer: int, hidden: np.ndarray) -> UniformCommit | None:
-        """The uniform commit of float32 C-contiguous hidden weights (else None)."""
-        if self.quantizer.uniform_step is None or hidden.dtype != np.float32 or not hidden.flags.c_contiguous:
-            return None
-        if hidden.shape != self._weights[layer].shape:
-            raise ValueError(f"layer {layer} holds {self._weights[layer].shape} weights, got {hidden.shape}")
-        return UniformCommit(
-            *self.quantizer.uniform_constants(),
-            self._level_values,
-            self.level_index[layer].reshape(-1),
-            self._weights[layer].reshape(-1),
-            self._counts[layer].reshape(-1),
-        )
-
     def commit(self, layer: int, hidden: np.ndarray) -> CommitReport:
         """Write the levels that changed; the weights array is refreshed in place."""
         changed = np.empty(hidden.shape, dtype=bool)
-        target = self.fused_commit(layer, np.ascontiguousarray(hidden))
-        if target is not None:
+        if self.quantizer.uniform_step is not None and hidden.dtype == np.float32:
             with kernel_launch():
-                uniform_commit(np.ascontiguousarray(hidden).reshape(-1), *target.kernel_args(), changed.reshape(-1))
-            return target.report(changed)
+                uniform_commit(
+                    np.ascontiguousarray(hidden).reshape(-1),
+                    *self.quantizer.uniform_constants(),
+                    self._level_values,
+                    self.level_index[layer].reshape(-1),
+                    self._weights[layer].reshape(-1),
+                    self._counts[layer].reshape(-1),
+                    changed.reshape(-1),
+                )
+            return CommitReport(changed=changed)
         new_index = self.quantizer.level_index(hidden)
         np.not_equal(new_index, self.level_index[layer], out=changed)
         self._counts[layer] += changed

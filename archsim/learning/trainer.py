@@ -17,7 +17,7 @@ from archsim.learning.meta import TanhMeta
 from archsim.learning.network import Mlp, softmax_cross_entropy
 from archsim.learning.optimizer import Adam, MetaFactor
 from archsim.learning.quantizer import Quantizer
-from archsim.learning.storage import CommitReport, FusableStore, UniformCommit, WeightStore
+from archsim.learning.storage import CommitReport, WeightStore
 
 BatchCallback = Callable[[int], None]
 
@@ -84,28 +84,18 @@ class Learner:
         commits = []
         for layer in range(self.net.n_layers):
             hidden = self.net.hidden[layer]
-            fused = self._fused_commit(layer, hidden)
-            report = self.optimizer.update(
+            self.optimizer.update(
                 3 * layer, hidden, grads.weights[layer], self.meta, lr_scale, self.decoupled_decay,
-                self.hidden_clip, commit=fused,
+                self.hidden_clip,
             )
             if self.hidden_rounding is not None:  # k-bit fixed-point hidden weights
                 self.hidden_rounding(hidden)
             if self.bn_trainable is None or self.bn_trainable[layer]:
                 self.optimizer.update(3 * layer + 1, self.net.gamma[layer], grads.gamma[layer], None, lr_scale)
                 self.optimizer.update(3 * layer + 2, self.net.beta[layer], grads.beta[layer], None, lr_scale)
-            commits.append(report if report is not None else self.store.commit(layer, hidden))
+            commits.append(self.store.commit(layer, hidden))
         self.observer.on_train_batch(x.shape[0], commits)
         return loss
-
-    def _fused_commit(self, layer: int, hidden: np.ndarray) -> UniformCommit | None:
-        """The store's commit of ``layer``, to be done in the optimizer's pass over the hidden
-        weights, where that is exactly the commit made after it: the store offers it and
-        nothing changes the hidden weights in between (no k-bit rounding). Batch-norm's
-        updates in between touch neither. None: commit afterwards."""
-        if self.hidden_rounding is not None or not isinstance(self.store, FusableStore):
-            return None
-        return self.store.fused_commit(layer, hidden)
 
     def train_epochs(
         self,

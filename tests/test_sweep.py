@@ -261,3 +261,13 @@ def test_killed_sweep_keeps_finished_points_and_resumes(tmp_path):
     assert len(results) == 12 and results["point_id"].is_unique
     assert set(results["point_id"]) == {p.stem for p in files}
     assert set(results["status"]) == {"ok"}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_sweep_file_plans_valid_distinct_points(path):
+    """A shipped sweep must not fail on its first point: every point's configuration
+    validates, and no two points are the same configuration by accident."""
+    spec = load_spec(path)
+    points, duplicates = expand(spec, path)
+    assert points and duplicates == 0
+    assert len({point.id for point in points}) == len(points)

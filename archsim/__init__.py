@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# OpenBLAS's idle threads spin (busy-wait) for 2**N TSC cycles after every multi-threaded
-# BLAS call before they sleep, N = 28 by default: ~0.13 s on a 2.1 GHz machine, longer than a
-# whole training step, so on the chip the spinning thread holds a core while archsim's own
-# two-thread work runs (the read noise's split draws, the compiled kernels), which then take
-# up to twice as long. OpenBLAS's FAQ ("Using OpenBLAS with OpenMP", docs/faq.md of OpenMathLib/OpenBLAS) gives the
-# remedy for two alternating thread pools: a smaller OPENBLAS_THREAD_TIMEOUT, read once when
-# OpenBLAS loads, so it must be set before numpy is first imported (a user's own value wins;
-# importing numpy before archsim leaves OpenBLAS's default). Thread timing only: results are
-# unchanged. Measured in docs/performance.md ("OpenBLAS's idle threads", h22-chip).
-BLAS_THREAD_TIMEOUT_LOG2 = 14
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", str(BLAS_THREAD_TIMEOUT_LOG2))
+# OpenBLAS's worker threads spin on their core for 2**28 cycles (~0.1 s) after every matrix
+# product before they sleep, so between products they hold the second core that archsim's
+# compiled element-wise kernels and helper thread need (docs/performance.md, "OpenBLAS's
+# spinning threads"). 2**16 cycles (~25 us) still bridges back-to-back products. OpenBLAS reads
+# this when it loads, on numpy's first import: it applies where archsim is imported before
+# numpy (the command line and the processes it starts); a value already set is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 if TYPE_CHECKING:  # pragma: no cover
     from archsim.api import run, sweep

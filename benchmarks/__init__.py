@@ -1,7 +1,7 @@
-"""archsim's benchmarks (``python -m benchmarks.<name>``).
+"""Benchmarks (run as ``python -m benchmarks.<name>``).
 
-archsim is imported here, before any benchmark imports numpy, so that OpenBLAS loads with the
-thread settings archsim makes on import (``archsim/__init__.py``), as under ``archsim run``.
+archsim is imported before numpy, as the command line does, so that its runtime settings
+(OpenBLAS's thread spin, archsim/__init__.py) apply here as in ``archsim run``.
 """
 
 import archsim  # noqa: F401

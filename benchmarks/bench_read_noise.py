@@ -29,9 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import archsim  # noqa: E402,F401 - before numpy: OpenBLAS loads with archsim's thread settings
 import numpy as np  # noqa: E402
-from numba.core.caching import NullCache
-from numba.core.dispatcher import Dispatcher
-
+from numba.core.caching import NullCache  # noqa: E402
+from numba.core.dispatcher import Dispatcher  # noqa: E402
 
 from archsim.devices import normal  # noqa: E402
 from benchmarks.common import timed  # noqa: E402

@@ -166,8 +166,9 @@ def select(
 
 @app.command()
 def table(
-    kind: Annotated[str, typer.Argument(help="'seeds' (results/paper-seeds.csv), 'memory' (results/memory-matched.csv) "
-                                         "or 'selection' (results/paper-selection.csv).")],
+    kind: Annotated[str, typer.Argument(help="'seeds' (results/paper-seeds.csv), 'memory' (results/memory-matched.csv), "
+                                         "'selection' (results/paper-selection.csv) or 'hidden-bits' "
+                                         "(results/hidden-bits.csv).")],
     sweep_dirs: Annotated[list[Path], typer.Argument(metavar="SWEEP_DIR...", help="Finished sweep folders.")],
     out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
     force: Annotated[bool, typer.Option("--force", help="Replace an existing CSV.")] = False,
@@ -179,9 +180,9 @@ def table(
     from archsim.metrics import reproduction
 
     makers = {"seeds": reproduction.seeds_table, "memory": reproduction.memory_table,
-              "selection": reproduction.selection_table}
+              "selection": reproduction.selection_table, "hidden-bits": reproduction.hidden_bits_table}
     if kind not in makers:
-        raise ConfigError(f"table {kind!r}: unknown kind; use 'seeds', 'memory' or 'selection'")
+        raise ConfigError(f"table {kind!r}: unknown kind; use one of {', '.join(repr(k) for k in makers)}")
     from archsim.output import check_file_target
 
     check_file_target(out, force, "--out")

@@ -26,7 +26,7 @@ from archsim.learning.network import Mlp
 from archsim.learning.precision import FixedPointHidden
 from archsim.metrics import memory as memory_module
 from archsim.metrics.memory import MatchedNetwork, matched_comparison_lines, memory_section
-from archsim.metrics.reproduction import memory_table, read_sweep, seeds_table, select_setting
+from archsim.metrics.reproduction import hidden_bits_table, memory_table, read_sweep, seeds_table, select_setting
 from archsim.sweep.execute import run_sweep
 from archsim.sweep.store import flatten
 
@@ -234,6 +234,33 @@ def test_32_bit_hidden_weights_learn_like_float_and_3_bits_do_not():
     narrow = trained(learning__hidden_weight_bits=3)
     assert np.abs(narrow - float_weights).max() > 0.1
     assert len(np.unique(narrow)) <= 8
+
+
+def test_hidden_bits_table_one_row_per_width_and_rounding_with_its_command(tmp_path):
+    """The k-bit curve's table: two sweeps (one per rounding, a shared 4-bit point run in
+    both) give one row per configuration, float32 last, each with a command that rebuilds
+    it; a sweep that also varies something else is refused."""
+    nearest = write_sweep(tmp_path, "nearest", set={"data.evaluate_test": False, "learning.hidden_rounding": "nearest"},
+                          grid={"learning.hidden_weight_bits": [4, None]})
+    stochastic = write_sweep(tmp_path, "stochastic", set={"data.evaluate_test": False},
+                             grid={"learning.hidden_weight_bits": [4], "learning.hidden_rounding": ["stochastic", "nearest"]})
+    assert run_sweep(nearest, serial=True).ok == 2 and run_sweep(stochastic, serial=True).ok == 2
+    table = hidden_bits_table([tmp_path / "nearest", tmp_path / "stochastic"])
+    assert list(table["hidden_weight_bits"]) == ["4", "float32", "4"]
+    assert list(table["hidden_rounding"]) == ["nearest", "none", "stochastic"]
+    frame = read_sweep(tmp_path / "stochastic").frame
+    point = frame[frame["learning.hidden_rounding"] == "stochastic"].iloc[0]
+    row = table.iloc[2]
+    assert row["val_fashion_after_fashion"] == round(100 * point["validation_accuracy.after:fashion.fashion"], 2)
+    assert row["writes_total"] == point["writes.total"] and row["dpu_bits"] == point["memory_bits.dpu"]
+    assert "learning.hidden_weight_bits=4" in row["command"] and "learning.hidden_rounding=stochastic" in row["command"]
+    assert table.iloc[1]["dpu_bits"] > table.iloc[0]["dpu_bits"]  # float32 hidden weights hold more bits
+    assert not table["reaches_pair"].any()  # tiny networks on 300 images
+    sizes = write_sweep(tmp_path, "sizes", set={"data.evaluate_test": False},
+                        grid={"learning.hidden_weight_bits": [4], "model.hidden": [[8], [16]]})
+    run_sweep(sizes, serial=True)
+    with pytest.raises(ConfigError, match="also varies model.hidden"):
+        hidden_bits_table([tmp_path / "sizes"])
 
 
 def test_hidden_weight_format_has_one_source_of_truth():

@@ -1,5 +1,5 @@
 """From finished sweeps to the reproduction's numbers: the validation-only selection, the
-per-seed table and the matched-size memory table.
+per-seed table, the matched-size memory table and the hidden-weight width curve.
 
 All three read a sweep folder (``results.parquet`` + ``sweep.yaml``, docs/sweeps.md). The
 selection rule is written in docs/learning-rules.md, "Choosing the settings on validation
@@ -265,6 +265,11 @@ def test_command_from_rows(frame: pd.DataFrame, chosen: Candidate) -> str:
 
 
 def _cell(value: Any) -> Any:
+    """A swept value as read back from results.parquet: JSON texts parsed, numpy scalars made
+    Python, and NaN made None again (a column mixing numbers and null, e.g. k-bit widths and
+    float32, stores null as NaN; a configuration never holds NaN)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
     if isinstance(value, str):
         try:
             return json.loads(value)
@@ -462,3 +467,53 @@ def memory_table(folders: list[str | Path]) -> pd.DataFrame:
                 "commit": str(head.get("code_commit", "unknown") or "unknown"),
             })
     return pd.DataFrame(rows, columns=MEMORY_COLUMNS).sort_values(["rule", "weights", "m_star"]).reset_index(drop=True)
+
+
+# -- hidden-weight width curve -------------------------------------------------------------
+HIDDEN_BITS_COLUMNS = ["hidden_weight_bits", "hidden_rounding", "seed", "val_mnist_after_mnist",
+                       "val_mnist_after_fashion", "val_fashion_after_fashion", "reaches_pair",
+                       "writes_total", "dpu_bits", "command", "commit"]
+HIDDEN_BITS_KEYS = ("learning.hidden_weight_bits", "learning.hidden_rounding", "seed")
+
+
+def hidden_bits_table(folders: list[str | Path]) -> pd.DataFrame:
+    """One row per run of sweeps over the DPU's hidden-weight width k (and its rounding):
+    validation accuracy in percent, whether the paper's pair holds, the writes and the DPU's
+    bits. A sweep that varies anything else is refused: the curve compares widths of one
+    configuration."""
+    rows = []
+    for folder in folders:
+        sweep = read_sweep(folder)
+        other = [k for k in sweep.swept_keys if k not in HIDDEN_BITS_KEYS]
+        if other:
+            raise ConfigError(f"{sweep.folder}: the sweep also varies {', '.join(other)}; the hidden-bits "
+                              "table compares widths of one configuration (sweeps/hidden-bits-*.yaml)")
+        tasks = sweep.task_names()
+        first_after_first = f"validation_accuracy.after:{tasks[0]}.{tasks[0]}"
+        both_first, both_last = pair_columns("validation_accuracy", tasks)
+        if both_first not in sweep.frame:
+            raise ConfigError(f"{sweep.folder}: no validation accuracy ({both_first}); hold out data.validation_size images")
+        for _, row in sweep.frame.iterrows():
+            learning = json.loads(row["config_json"])["learning"]
+            bits = learning.get("hidden_weight_bits")
+            val_first, val_last = percent(row[both_first]), percent(row[both_last])
+            rows.append({
+                "_point": row["point_id"],  # a point run by two of the sweeps is one row
+                "hidden_weight_bits": "float32" if bits is None else str(int(bits)),
+                "hidden_rounding": learning["hidden_rounding"] if bits is not None else "none",
+                "seed": int(row["seed"]),
+                "val_mnist_after_mnist": round(percent(row.get(first_after_first)), 2),
+                "val_mnist_after_fashion": round(val_first, 2),
+                "val_fashion_after_fashion": round(val_last, 2),
+                "reaches_pair": bool(val_first >= MNIST_BAR and val_last >= FASHION_BAR),
+                "writes_total": int(row["writes.total"]),
+                "dpu_bits": int(row["memory_bits.dpu"]),
+                "command": checked_command(sweep, row),
+                "commit": str(row.get("code_commit", "unknown") or "unknown"),
+            })
+    if not rows:
+        raise ConfigError("table hidden-bits: no finished point in the given sweeps")
+    table = pd.DataFrame(rows).drop_duplicates(subset="_point")
+    width = table["hidden_weight_bits"].map(lambda k: 10**6 if k == "float32" else int(k))
+    table = table.assign(_width=width).sort_values(["hidden_rounding", "_width", "seed"], kind="stable")
+    return table[HIDDEN_BITS_COLUMNS].reset_index(drop=True)

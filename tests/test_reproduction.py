@@ -425,3 +425,33 @@ def test_committed_memory_matched_rows_rebuild_their_runs_and_the_comparison_rea
     qnn, bnn = (smallest_reaching(matched, rule).footprint().total for rule in ("qnn-meta", "bnn-meta"))
     assert f"measured saving {bnn / qnn:.2f}x" in text
     assert ("no saving: at matched accuracy the QNN holds" in text) == (bnn < qnn)
+
+
+def test_committed_hidden_bits_rows_rebuild_their_runs():
+    """Every row of results/hidden-bits.csv is a validation-only run of the shipped workload
+    that differs from it only in the hidden-weight width and rounding its cells name; its
+    verdict follows from its numbers and its DPU holds k bits per weight."""
+    from archsim.metrics.memory import weight_count
+    from archsim.metrics.reproduction import FASHION_BAR, HIDDEN_BITS_COLUMNS, MNIST_BAR, RunCommand
+
+    rows = pd.read_csv(REPO / "results" / "hidden-bits.csv", dtype={"hidden_weight_bits": str})
+    assert list(rows.columns) == HIDDEN_BITS_COLUMNS and len(rows) >= 10
+    assert {"nearest", "stochastic"} <= set(rows["hidden_rounding"])
+    shipped = load_run_config("paper-mnist-fmnist").model_dump(mode="json")
+    weights = weight_count((784, *shipped["model"]["hidden"], 10))
+    for _, row in rows.iterrows():
+        command = RunCommand.parse(row["command"])
+        assert command.workload == "paper-mnist-fmnist" and command.hardware is None, row["command"]
+        config = load_run_config(command.workload, None, list(command.sets), command.seed).model_dump(mode="json")
+        assert config["data"]["evaluate_test"] is False, row["command"]  # validation only
+        bits = config["learning"]["hidden_weight_bits"]
+        assert row["hidden_weight_bits"] == ("float32" if bits is None else str(bits))
+        if bits is not None:
+            assert config["learning"]["hidden_rounding"] == row["hidden_rounding"]
+            assert row["dpu_bits"] == weights * bits
+        for section in ("model", "tasks", "seed"):
+            assert config[section] == shipped[section], (section, row["command"])
+        learning = {k: v for k, v in config["learning"].items() if k not in ("hidden_weight_bits", "hidden_rounding")}
+        assert learning == {k: v for k, v in shipped["learning"].items() if k in learning}
+        assert row["reaches_pair"] == (row["val_mnist_after_fashion"] >= MNIST_BAR
+                                       and row["val_fashion_after_fashion"] >= FASHION_BAR)

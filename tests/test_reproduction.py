@@ -455,3 +455,38 @@ def test_committed_hidden_bits_rows_rebuild_their_runs():
         assert learning == {k: v for k, v in shipped["learning"].items() if k in learning}
         assert row["reaches_pair"] == (row["val_mnist_after_fashion"] >= MNIST_BAR
                                        and row["val_fashion_after_fashion"] >= FASHION_BAR)
+
+
+def test_seeds_table_keeps_each_variant_of_a_sweep_apart(tmp_path):
+    """A sweep varying more than m* and the seed (the batch-norm variants) gets a column per
+    swept key, and the summary's means never mix two variants."""
+    from archsim.metrics.reproduction import seeds_summary
+
+    spec = write_sweep(tmp_path, "variants", grid={"model.batchnorm_eval": ["batch", "running"]}, seeds=[0, 1])
+    assert run_sweep(spec, serial=True).ok == 4
+    table = seeds_table([tmp_path / "variants"])
+    assert list(table.columns[:4]) == ["seed", "m_star", "hardware", "model.batchnorm_eval"]
+    assert list(table["model.batchnorm_eval"]) == ["batch", "batch", "running", "running"]
+    lines = seeds_summary(table).splitlines()
+    assert len(lines) == 3 and lines[1].split()[2] == "2" and lines[1].endswith("batch") and lines[2].endswith("running")
+
+
+def test_committed_bn_variant_rows_rebuild_their_runs():
+    """results/paper-bn-variants.csv: each row's variant cells are what its command sets, on
+    the chip, test set scored; the per-task / batch-statistics rows are the shipped run."""
+    from archsim.metrics.reproduction import RunCommand
+
+    rows = pd.read_csv(REPO / "results" / "paper-bn-variants.csv", dtype=str)
+    assert len(rows) == 8 and set(rows["seed"]) == {"0", "1"}
+    for _, row in rows.iterrows():
+        command = RunCommand.parse(row["command"])
+        assert command.hardware == "paper-130nm" and str(command.seed) == row["seed"]
+        config = load_run_config(command.workload, command.hardware, list(command.sets), command.seed)
+        assert json.dumps(config.model.bn_per_task) == row["model.bn_per_task"]
+        assert config.model.batchnorm_eval == row["model.batchnorm_eval"]
+        assert config.data.evaluate_test
+    shipped = rows[(rows["model.bn_per_task"] == "true") & (rows["model.batchnorm_eval"] == "batch")]
+    seeds = pd.read_csv(REPO / "results" / "paper-seeds.csv", dtype=str)
+    chip = seeds[(seeds["hardware"] == "paper-130nm") & seeds["seed"].isin(["0", "1"])]
+    columns = ["seed", "mnist_after_mnist", "mnist_after_fashion", "fashion_after_fashion", "writes_total"]
+    assert shipped[columns].sort_values("seed").values.tolist() == chip[columns].sort_values("seed").values.tolist()

@@ -271,3 +271,23 @@ def test_every_shipped_sweep_file_plans_valid_distinct_points(path):
     points, duplicates = expand(spec, path)
     assert points and duplicates == 0
     assert len({point.id for point in points}) == len(points)
+
+
+def test_a_point_another_sweep_ran_gets_this_sweeps_columns(tmp_path):
+    """A finished point copied from a sweep with another grid (same configuration, same id)
+    is reused, and this sweep's results carry this sweep's swept values for it."""
+    from archsim.sweep.execute import run_sweep
+
+    first = write_spec(tmp_path, grid={"learning.m_star": [1.0]})
+    assert run_sweep(first, serial=True).ok == 1
+    (tmp_path / "other").mkdir()
+    second = write_spec(tmp_path / "other", set={"learning.m_star": 1.0}, grid={"model.levels": [3, 4]})
+    out = tmp_path / "other" / "out"
+    (out / "points").mkdir(parents=True)
+    (out / ".archsim-run").write_text((tmp_path / "out" / ".archsim-run").read_text())
+    for path in point_files(tmp_path / "out"):
+        (out / "points" / path.name).write_bytes(path.read_bytes())
+    report = run_sweep(second, serial=True)
+    assert report.skipped == 1 and report.ran == 1
+    results = pd.read_parquet(out / "results.parquet")
+    assert list(results["model.levels"]) == [3, 4]

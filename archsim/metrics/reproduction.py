@@ -379,8 +379,11 @@ SEEDS_COLUMNS = ["seed", "m_star", "hardware", "mnist_after_mnist", "mnist_after
 
 
 def seeds_table(folders: list[str | Path]) -> pd.DataFrame:
-    """One row per run of the given sweeps (test accuracy, percent with 2 decimals)."""
+    """One row per run of the given sweeps (test accuracy, percent with 2 decimals). A sweep
+    that varies more than m* and the seed (e.g. the batch-norm variants) adds a column per
+    swept key after ``hardware`` (a text as it is, any other value as JSON)."""
     rows = []
+    variant_keys: list[str] = []
     for folder in folders:
         sweep = read_sweep(folder)
         tasks = sweep.task_names()
@@ -390,11 +393,14 @@ def seeds_table(folders: list[str | Path]) -> pd.DataFrame:
             raise ConfigError(f"{sweep.folder}: the test set was not scored (data.evaluate_test: false); "
                               "the seeds table reports test accuracy")
         hardware = preset_or_path(sweep.spec.get("hardware"), "hwconfigs") or "none"
+        variants = [k for k in sweep.swept_keys if k not in ("seed", "learning.m_star")]
+        variant_keys += [k for k in variants if k not in variant_keys]
         for _, row in sweep.frame.iterrows():
             rows.append({
                 "seed": int(row["seed"]),
                 "m_star": float(row["m_star"]),
                 "hardware": hardware,
+                **{k: _variant_text(_cell(row[k])) for k in variants},
                 "mnist_after_mnist": round(percent(row[first_after_first]), 2),
                 "mnist_after_fashion": round(percent(row[both_first]), 2),
                 "fashion_after_fashion": round(percent(row[both_last]), 2),
@@ -402,20 +408,29 @@ def seeds_table(folders: list[str | Path]) -> pd.DataFrame:
                 "command": checked_command(sweep, row),
                 "commit": str(row.get("code_commit", "unknown") or "unknown"),
             })
-    table = pd.DataFrame(rows, columns=SEEDS_COLUMNS)
-    return table.sort_values(["hardware", "m_star", "seed"], kind="stable").reset_index(drop=True)
+    columns = [*SEEDS_COLUMNS[:3], *variant_keys, *SEEDS_COLUMNS[3:]]
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values(["hardware", "m_star", *variant_keys, "seed"], kind="stable").reset_index(drop=True)
+
+
+def _variant_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def seeds_summary(table: pd.DataFrame) -> str:
     """Mean +- sd per (hardware, m*), and the paired chip-minus-software difference."""
-    lines = ["hardware        m*   n   MNIST after MNIST   MNIST after Fashion   Fashion after Fashion"]
-    for (hardware, m), group in table.groupby(["hardware", "m_star"], sort=True):
+    variants = [c for c in table.columns[3:] if c not in SEEDS_COLUMNS]
+    lines = ["hardware        m*   n   MNIST after MNIST   MNIST after Fashion   Fashion after Fashion"
+             + "".join(f"   {k}" for k in variants)]
+    for key, group in table.groupby(["hardware", "m_star", *variants], sort=True):
+        hardware, m, *values = key
         cells = [f"{group[c].mean():7.2f} ± {group[c].std(ddof=1) if len(group) > 1 else 0:4.2f}"
                  for c in ("mnist_after_mnist", "mnist_after_fashion", "fashion_after_fashion")]
-        lines.append(f"{hardware:<14}{m:4g} {len(group):3d}   {cells[0]:>17}   {cells[1]:>19}   {cells[2]:>21}")
-    software = table[table["hardware"] == "none"].set_index(["m_star", "seed"])
+        lines.append(f"{hardware:<14}{m:4g} {len(group):3d}   {cells[0]:>17}   {cells[1]:>19}   {cells[2]:>21}"
+                     + "".join(f"   {v:>{len(k)}}" for k, v in zip(variants, values)))
+    software = table[table["hardware"] == "none"]
     for hardware, group in table[table["hardware"] != "none"].groupby("hardware"):
-        paired = group.merge(software.reset_index(), on=["m_star", "seed"], suffixes=("", "_sw"))
+        paired = group.merge(software, on=["m_star", *variants, "seed"], suffixes=("", "_sw"))
         if paired.empty:
             continue
         for column in ("mnist_after_fashion", "fashion_after_fashion"):

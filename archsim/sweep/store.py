@@ -187,9 +187,14 @@ class PointStore:
             if not path.is_file():
                 continue
             try:
-                frames.append(pq.read_table(path).to_pandas())
+                stored = pq.read_table(path).to_pandas()
             except Exception:
                 continue
+            # A point file another sweep wrote (same configuration, so same id) carries that
+            # sweep's columns: this sweep's swept values come from this sweep's point.
+            for key, value in point.swept.items():
+                stored[key] = column_value(value)
+            frames.append(stored)
         others = sum(
             1 for path in self.points_dir.glob("*.parquet")
             if not path.name.startswith(".") and path.stem not in wanted

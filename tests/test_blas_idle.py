@@ -1,5 +1,5 @@
-"""archsim's OpenBLAS thread spin (archsim/__init__.py) reaches the OpenBLAS numpy loads: read
-back from the loaded library, not only from the environment (tests/test_kernels.py checks that)."""
+"""archsim's OpenBLAS thread spin (archsim/__init__.py): set in the environment unless the user
+set it, and read back from the OpenBLAS numpy loads."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ READ_BACK = (
 )
 
 
-def _python(code: str) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+def _python(code: str, **extra_env: str) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"} | extra_env
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=120, check=True)
@@ -36,3 +36,10 @@ def test_openblas_loaded_after_archsim_reads_its_thread_timeout():
     assert loaded == wanted != "0"
     # numpy first: OpenBLAS read its environment before archsim set the value (its default applies)
     assert _python(READ_BACK.replace("import archsim, numpy, os", "import numpy, archsim, os"))[1] == "0"
+
+
+def test_importing_archsim_first_shortens_openblas_spin_and_keeps_a_users_value():
+    """archsim sets OpenBLAS's thread spin (read when numpy loads) unless the user set it."""
+    code = "import archsim, os, numpy; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    assert _python(code) == ["16"]
+    assert _python(code, OPENBLAS_THREAD_TIMEOUT="7") == ["7"]

@@ -194,18 +194,3 @@ def test_fused_meta_argument_matches_numpy(levels):
     assert np.array_equal(meta.tanh_argument(w).view(np.uint32), want.view(np.uint32))
     strided = np.asfortranarray(w)  # not C-contiguous: the numpy path
     assert np.array_equal(meta.tanh_argument(strided), want, equal_nan=True)
-
-
-
-def test_importing_archsim_first_shortens_openblas_spin_and_keeps_a_users_value():
-    """archsim sets OpenBLAS's thread spin (read when numpy loads) unless the user set it."""
-    import subprocess
-    import sys
-
-    code = "import archsim, os, numpy; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["16"]
-    env["OPENBLAS_THREAD_TIMEOUT"] = "7"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["7"]

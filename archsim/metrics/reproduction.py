@@ -52,6 +52,16 @@ class SweepResults:
         config = json.loads(self.frame["config_json"].iloc[0])
         return [task["name"] for task in config["tasks"]]
 
+    def validation_columns(self) -> tuple[str, str, str]:
+        """Columns of the validation accuracy of (first task after itself, first task after
+        the last, last task after itself); one-line ConfigError if the sweep held out none."""
+        tasks = self.task_names()
+        both_first, both_last = pair_columns("validation_accuracy", tasks)
+        if both_first not in self.frame or both_last not in self.frame:
+            raise ConfigError(f"{self.folder}: no validation accuracy ({both_first}); "
+                              "hold out data.validation_size images")
+        return f"validation_accuracy.after:{tasks[0]}.{tasks[0]}", both_first, both_last
+
 
 def read_sweep(folder: str | Path) -> SweepResults:
     """The ok rows of ``folder/results.parquet``; one-line ConfigError if it is not a sweep."""
@@ -118,10 +128,7 @@ def candidates(sweep: SweepResults) -> list[Candidate]:
             f"{sweep.folder}: this sweep scored the test set; the selection must never see it: "
             "run a sweep with data.evaluate_test: false (sweeps/paper-selection.yaml)"
         )
-    tasks = sweep.task_names()
-    first, last = pair_columns("validation_accuracy", tasks)
-    if first not in frame or last not in frame:
-        raise ConfigError(f"{sweep.folder}: no validation accuracy ({first}); hold out data.validation_size images")
+    _, first, last = sweep.validation_columns()
     keys = [k for k in sweep.swept_keys if k not in SELECTION_KEYS_EXCLUDED]
     if "learning.m_star" not in frame:
         raise ConfigError(f"{sweep.folder}: the sweep does not vary learning.m_star; the rule needs m* in {WINDOW}")
@@ -201,9 +208,7 @@ def selection_table(folders: list[str | Path]) -> pd.DataFrame:
     for folder in folders:
         sweep = read_sweep(folder)
         candidates(sweep)  # the same refusals as `archsim select` (test scored, no m*, ...)
-        tasks = sweep.task_names()
-        first_after_first = f"validation_accuracy.after:{tasks[0]}.{tasks[0]}"
-        both_first, both_last = pair_columns("validation_accuracy", tasks)
+        first_after_first, both_first, both_last = sweep.validation_columns()
         keys = [k for k in sweep.swept_keys if k != "seed"]
         for _, row in sweep.frame.iterrows():
             cells = {k: json.dumps(_cell(row[k])) for k in keys}
@@ -460,7 +465,7 @@ def memory_table(folders: list[str | Path]) -> pd.DataFrame:
     rows = []
     for folder in folders:
         sweep = read_sweep(folder)
-        first, last = pair_columns("validation_accuracy", sweep.task_names())
+        _, first, last = sweep.validation_columns()
         for _, group in sweep.frame.groupby(sweep.frame["config_json"].map(setting_key), sort=False):
             head = group.iloc[0]
             config = json.loads(head["config_json"])
@@ -503,11 +508,7 @@ def hidden_bits_table(folders: list[str | Path]) -> pd.DataFrame:
         if other:
             raise ConfigError(f"{sweep.folder}: the sweep also varies {', '.join(other)}; the hidden-bits "
                               "table compares widths of one configuration (sweeps/hidden-bits-*.yaml)")
-        tasks = sweep.task_names()
-        first_after_first = f"validation_accuracy.after:{tasks[0]}.{tasks[0]}"
-        both_first, both_last = pair_columns("validation_accuracy", tasks)
-        if both_first not in sweep.frame:
-            raise ConfigError(f"{sweep.folder}: no validation accuracy ({both_first}); hold out data.validation_size images")
+        first_after_first, both_first, both_last = sweep.validation_columns()
         for _, row in sweep.frame.iterrows():
             learning = json.loads(row["config_json"])["learning"]
             bits = learning.get("hidden_weight_bits")

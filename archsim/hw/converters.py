@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from archsim.config.hardware import AdcConfig, DacConfig
-from archsim.learning.kernels import JIT_OPTIONS, kernel_launch, scan_chunks
+from archsim.learning.kernels import JIT_OPTIONS, chunk_bounds, kernel_launch, scan_chunks
 from archsim.hw.base import Component, ceil_div, cycles
 from archsim.hw.registry import Registry
 
@@ -60,10 +60,32 @@ def dac_quantize(x: np.ndarray, bits: int) -> np.ndarray:
     if lo >= 0.0:
         levels = float(2**bits - 1)
         return np.round(np.clip(x, 0.0, 1.0) * levels) / np.float32(levels)
-    if np.all(np.abs(x) == 1.0):
+    if _binary(x):
         return x
     levels = float(max(2 ** (bits - 1) - 1, 1))
     return np.round(np.clip(x, -1.0, 1.0) * levels) / np.float32(levels)
+
+
+def _binary(x: np.ndarray) -> bool:
+    """Every |x| exactly 1 (NaN is not): one pass without temporaries for float32."""
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        return _all_unit_magnitude(x.reshape(-1))
+    return bool(np.all(np.abs(x) == 1.0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_unit_magnitude(x: np.ndarray) -> bool:
+    """``np.all(np.abs(x) == 1.0)`` for flat float32 ``x``, counted a stretch at a time (the
+    count vectorises; a non-binary input stops at its first stretch)."""
+    one = np.float32(1.0)
+    for start in range(0, x.size, 4096):
+        off = 0
+        for i in range(start, min(start + 4096, x.size)):
+            if abs(x[i]) != one:
+                off += 1
+        if off:
+            return False
+    return True
 
 
 def adc_quantize(p: np.ndarray, bits: int, full_scale: float) -> np.ndarray:
@@ -108,6 +130,34 @@ def _adc_quantize_into(partial: np.ndarray, out: np.ndarray, half: np.float32, l
     for i in numba.prange(partial.size):
         q = _adc_code(partial[i], half, lsb)
         out[i] = out[i] + q if add else q
+
+
+@numba.njit(inline="always")
+def _adc_sum_range(partials: np.ndarray, out: np.ndarray, half: np.float32, lsb: np.float32,
+                   start: int, stop: int) -> None:
+    """out[start:stop] = code(partials[0]) + code(partials[1]) + ... in block order."""
+    for i in range(start, stop):
+        out[i] = _adc_code(partials[0, i], half, lsb)
+    for k in range(1, partials.shape[0]):
+        for i in range(start, stop):
+            out[i] = out[i] + _adc_code(partials[k, i], half, lsb)
+
+
+@numba.njit(**JIT_OPTIONS)
+def _adc_sum_blocks(partials: np.ndarray, out: np.ndarray, half: np.float32, lsb: np.float32,
+                    chunks: int) -> None:
+    """Every block's partial sums converted (:func:`_adc_code`) and added up over the blocks
+    in order (block 0 + block 1 + ...), per element the float32 operations of quantising the
+    stacked (blocks, n) partial sums and summing them over the block axis, in one call
+    instead of one per block. ``chunks`` (:func:`scan_chunks`) > 1 splits the elements over
+    the kernels' threads; each element's sum stays in one thread, in block order."""
+    n = out.size
+    if chunks == 1:
+        _adc_sum_range(partials, out, half, lsb, 0, n)
+        return
+    for c in numba.prange(chunks):
+        start, stop = chunk_bounds(n, chunks, c)
+        _adc_sum_range(partials, out, half, lsb, start, stop)
 
 
 
@@ -247,6 +297,25 @@ class Adc(Component):
             out += partial
         elif out is not partial:
             out[...] = partial
+
+    def quantize_sum(self, partials: np.ndarray, out: np.ndarray, lines: int, x_max: float,
+                     w_max: float) -> None:
+        """``out = quantize(partials[0]) + quantize(partials[1]) + ...`` in block order: the
+        DPU accumulating every row block's converted partial sums, ``partials`` (blocks,
+        *out.shape), overwritten. Bit-identical to :meth:`quantize_into` block by block; one
+        fused pass when the model keeps the base transform."""
+        blocks = partials.shape[0]
+        fused = (type(self).quantize is Adc.quantize and partials.dtype == out.dtype == np.float32
+                 and partials.flags.c_contiguous and out.flags.c_contiguous)
+        if fused:
+            half = 2 ** (self.bits - 1)
+            lsb = np.float32(self.full_scale(lines, x_max, w_max) / half)
+            with kernel_launch():
+                _adc_sum_blocks(partials.reshape(blocks, -1), out.reshape(-1), np.float32(half), lsb,
+                                scan_chunks(partials.size, "stream"))
+            return
+        for k in range(blocks):
+            self.quantize_into(partials[k], out, k > 0, lines, x_max, w_max)
 
 
 @ADC_MODELS.register("sar")

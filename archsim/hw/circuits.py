@@ -88,16 +88,15 @@ class CrossbarMvm:
 
     @staticmethod
     def _input_blocks(x: np.ndarray, blocks: int, block: int) -> np.ndarray:
-        """x (batch, n) as (blocks, batch, block), zero-padded columns: a view of C-contiguous
-        x when the blocks cover it exactly (each block's rows are BLAS operands with a leading
-        dimension of n, read in place), else a padded copy."""
+        """x (batch, n) as (blocks, batch, block): a view of C-contiguous x when the blocks
+        cover it exactly (each block is a BLAS operand with leading dimension n, read in
+        place), else a contiguous copy with zero-padded columns."""
         batch, n = x.shape
-        if blocks * block != n or not x.flags.c_contiguous:
-            xp = np.zeros((batch, blocks * block), dtype=x.dtype)
-            xp[:, :n] = x
-        else:
-            xp = x
-        return xp.reshape(batch, blocks, block).transpose(1, 0, 2)
+        if blocks * block == n and x.flags.c_contiguous:
+            return x.reshape(batch, blocks, block).transpose(1, 0, 2)
+        xp = np.zeros((batch, blocks * block), dtype=x.dtype)
+        xp[:, :n] = x
+        return np.ascontiguousarray(xp.reshape(batch, blocks, block).transpose(1, 0, 2))
 
     def _stacked_partials(self, layer: int, kind: str, xb: np.ndarray, weights: np.ndarray,
                           block: int) -> np.ndarray:

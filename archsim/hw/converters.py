@@ -277,19 +277,27 @@ class Adc(Component):
         every tile's partial sums of a layer at once)."""
         return adc_quantize(partial, self.bits, self.full_scale(lines, x_max, w_max))
 
+    def _kernel_codes(self, partial: np.ndarray, out: np.ndarray, lines: int, x_max: float,
+                      w_max: float) -> tuple[np.float32, np.float32] | None:
+        """(half the codes, lsb) as the compiled conversion takes them, or None when it cannot
+        stand in for :meth:`quantize`: a model with its own transform, or operands that are
+        not C-contiguous float32."""
+        if not (type(self).quantize is Adc.quantize and partial.dtype == out.dtype == np.float32
+                and partial.flags.c_contiguous and out.flags.c_contiguous):
+            return None
+        half = 2 ** (self.bits - 1)
+        return np.float32(half), np.float32(self.full_scale(lines, x_max, w_max) / half)
+
     def quantize_into(self, partial: np.ndarray, out: np.ndarray, add: bool, lines: int,
                       x_max: float, w_max: float) -> None:
         """``out = quantize(partial)`` (``add`` False; ``out`` may be ``partial``) or
         ``out += quantize(partial)``: the DPU accumulating converted partial sums. Bit-identical
         to :meth:`quantize` then the numpy add; fused into one pass when the model keeps the
         base transform, else through the model's :meth:`quantize`."""
-        fused = (type(self).quantize is Adc.quantize and partial.dtype == out.dtype == np.float32
-                 and partial.flags.c_contiguous and out.flags.c_contiguous)
-        if fused:
-            half = 2 ** (self.bits - 1)
-            lsb = np.float32(self.full_scale(lines, x_max, w_max) / half)
+        codes = self._kernel_codes(partial, out, lines, x_max, w_max)
+        if codes is not None:
             with kernel_launch():
-                _adc_quantize_into(partial.reshape(-1), out.reshape(-1), np.float32(half), lsb, add,
+                _adc_quantize_into(partial.reshape(-1), out.reshape(-1), *codes, add,
                                    scan_chunks(partial.size, "stream") > 1)
             return
         self.quantize(partial, lines, x_max, w_max)
@@ -305,13 +313,10 @@ class Adc(Component):
         *out.shape), overwritten. Bit-identical to :meth:`quantize_into` block by block; one
         fused pass when the model keeps the base transform."""
         blocks = partials.shape[0]
-        fused = (type(self).quantize is Adc.quantize and partials.dtype == out.dtype == np.float32
-                 and partials.flags.c_contiguous and out.flags.c_contiguous)
-        if fused:
-            half = 2 ** (self.bits - 1)
-            lsb = np.float32(self.full_scale(lines, x_max, w_max) / half)
+        codes = self._kernel_codes(partials, out, lines, x_max, w_max)
+        if codes is not None:
             with kernel_launch():
-                _adc_sum_blocks(partials.reshape(blocks, -1), out.reshape(-1), np.float32(half), lsb,
+                _adc_sum_blocks(partials.reshape(blocks, -1), out.reshape(-1), *codes,
                                 scan_chunks(partials.size, "stream"))
             return
         for k in range(blocks):

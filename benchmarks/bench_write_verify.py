@@ -2,6 +2,7 @@
 alone and the whole commit, in one process.
 
     python benchmarks/bench_write_verify.py [--hw paper-130nm] [--repeats 7] [--rounds 5] [--against DIR]
+    python benchmarks/bench_write_verify.py --steps 40 [--hw paper-130nm]
 
 Sets up the store as ``bench_step_parts.py`` does (784-4096-10 qnn-meta, three training
 batches, then hidden weights moved by about one Adam step, ~83 k level changes in layer 1
@@ -20,7 +21,11 @@ and times, alternating in ``--rounds`` rounds of ``--repeats`` calls each:
   states, with the rounds in one call and with one call per round.
 
 Prints median and best wall and CPU milliseconds, and the ratios one call / one call per
-round. ``--against DIR`` also loads ``DIR``'s
+round. ``--steps N`` instead trains the paper network (10 000-image config, batches of 100,
+after 5 warm-up batches) for N batches, running every write-verify of those steps both ways
+on the same inputs (the order alternating from call to call; results checked identical, the
+run going on from the one-call result), and prints the write-verify's wall and CPU per
+batch each way and their ratio. ``--against DIR`` also loads ``DIR``'s
 ``archsim/devices/normal.py`` and ``kernels.py`` (another checkout, e.g. the main branch's)
 as modules of their own, checks that they give the same draws, generator state and pulse
 results, times them alongside (the commit with them patched into the store's
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,7 +50,7 @@ import numpy as np  # noqa: E402
 from archsim.devices import arrays, kernels, normal  # noqa: E402
 from archsim.engine import build_architecture  # noqa: E402
 from archsim.experiment import build_learner, seed_streams  # noqa: E402
-from benchmarks.bench_paper import mnist, paper_config  # noqa: E402
+from benchmarks.bench_paper import build_archsim, mnist, paper_config  # noqa: E402
 from benchmarks.bench_read_noise import load_module  # noqa: E402
 from benchmarks.common import timed  # noqa: E402
 
@@ -192,13 +198,68 @@ def check_same_pulses(variants: dict[str, Callable], rounds: list[tuple]) -> Non
                 sys.exit(f"{name} pulses differently from {next(iter(variants))}")
 
 
+def both_ways_in_steps(hw: str, steps: int) -> None:
+    """``--steps``: the write-verify of ``steps`` training batches, each call both ways."""
+    config = paper_config(10_000, hw)
+    x, y = mnist(10_000)
+    learner, rngs = build_archsim(config)
+    write_verify = arrays.DevicePlane._write_verify
+    totals = {True: [0.0, 0.0], False: [0.0, 0.0]}
+    calls = [0]
+
+    def both(plane, work, model, stream):  # noqa: ANN001, ANN202
+        if stream.gen is None and work.sigma.size:
+            sys.exit("the write-verify draws through numpy here (no PCG64 fast path): cannot run it twice")
+        start = [a.copy() for a in vars(work).values()]
+        gen = None if stream.gen is None else stream.gen.copy()
+        results = {}
+        calls[0] += 1
+        for one_call in (True, False) if calls[0] % 2 else (False, True):
+            copy = arrays._WriteVerify(*(a.copy() for a in start))
+            stream.gen = None if gen is None else gen.copy()
+            with patched(arrays, ROUNDS_IN_ONE_CALL=one_call):
+                cpu, wall = time.process_time(), time.perf_counter()
+                result = write_verify(plane, copy, model, stream)
+                totals[one_call][0] += time.perf_counter() - wall
+                totals[one_call][1] += time.process_time() - cpu
+            results[one_call] = (result, copy, stream.gen)
+        (got, ours, gen_ours), (want, theirs, gen_theirs) = results[True], results[False]
+        if not (got == want and np.array_equal(ours.g, theirs.g) and np.array_equal(ours.pulses, theirs.pulses)
+                and (gen_ours is None or np.array_equal(gen_ours, gen_theirs))):
+            sys.exit("the write-verify's rounds in one call differ from one call per round")
+        for mine, theirs_ in zip(vars(work).values(), vars(ours).values()):
+            np.copyto(mine, theirs_)
+        stream.gen = gen_ours
+        return got
+
+    order = rngs["shuffle"].permutation(len(x))
+    batches = [order[i * 100:(i + 1) * 100] for i in range(5 + steps)]
+    with patched(arrays.DevicePlane, _write_verify=both):
+        for i, batch in enumerate(batches):
+            if i == 5:  # after the warm-up
+                totals = {True: [0.0, 0.0], False: [0.0, 0.0]}
+                calls[0] = 0
+            learner.train_batch(x[batch], y[batch])
+    print(f"write-verify of {steps} training batches on {hw} ({calls[0] / steps:.1f} calls a batch, each both "
+          f"ways, identical), ms per batch:")
+    for one_call, name in ((True, "rounds in one call"), (False, "one call per round")):
+        print(f"  {name:<20} wall {totals[one_call][0] / steps * 1e3:6.2f}  CPU {totals[one_call][1] / steps * 1e3:6.2f}")
+    print(f"one call / one call per round: wall {totals[True][0] / totals[False][0]:.2f}, "
+          f"CPU {totals[True][1] / totals[False][1]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hw", default="paper-130nm")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--against", type=Path, default=None, help="root of another archsim checkout")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="time the write-verify of this many training batches both ways instead")
     args = parser.parse_args()
+    if args.steps > 0:
+        both_ways_in_steps(args.hw, args.steps)
+        return
     if not normal.fast_path64_ok():
         sys.exit("this numpy draws differently from the compiled kernel: the store uses numpy's own draws")
     other_normal = other_kernels = None

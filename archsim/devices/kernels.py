@@ -4,8 +4,9 @@ Each kernel does, per device, exactly the float64 operations of the numpy code i
 in the same order and without fused multiply-add (numba's default ``fastmath=False``), so
 results are bit-identical; random draws are made by the caller in the same order and sizes
 (numpy's ``standard_normal`` values, :mod:`archsim.devices.normal`), and sums over many
-devices stay numpy sums of the same arrays (numpy adds pairwise; a loop would add in another
-order). tests/test_devices.py keeps the numpy code as reference.
+devices are numpy's: ``ndarray.sum()`` of the same arrays, or :func:`numpy_sum`, numpy's
+pairwise order of additions (a plain loop would add in another order), checked against
+numpy once per process. tests/test_devices.py keeps the numpy code as reference.
 
 Every kernel takes ``chunks`` (:func:`archsim.learning.kernels.scan_chunks`): 1 runs it as one
 loop in the calling thread; more splits it over the kernels' threads (call it inside

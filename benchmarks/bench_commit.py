@@ -34,7 +34,7 @@ from benchmarks.bench_write_verify import moved_store  # noqa: E402
 KERNELS = {
     quantizer: ["level_changes", "collect_changed"],
     store_module: ["device_requests", "merge_plane_pulses", "count_writes", "decode_weights"],
-    arrays: ["prepare_write_verify", "pulse_step", "store_programmed"],
+    arrays: ["prepare_write_verify", "write_verify_rounds", "pulse_step", "store_programmed"],
 }
 
 

@@ -1265,6 +1265,132 @@ def test_compiled_commit_equals_the_numpy_code(device, split):
         assert stats["stuck_skipped_writes"] > 0 or stats["stuck_requests"] > 0
 
 
+# the write-verify's pulse rounds in one compiled call against one call per round: spread with
+# and without gain, gain alone (no draws), one ideal round, trapezoid and max pulse energy,
+# the pulse budget reached, stuck and worn-out devices with both relaxation draws after
+ROUND_CASES = [
+    dict(NOISY),
+    dict(NOISY, pulse_energy_conductance="max"),
+    dict(NOISY, d2d_gain_sigma=0.0),
+    dict(c2c_sigma=0.0, d2d_gain_sigma=0.3, max_pulses=30, tolerance=0.01),
+    dict(c2c_sigma=0.0, max_pulses=1),
+    dict(NOISY, c2c_sigma=0.2, tolerance=0.001, max_pulses=4, pulse_energy_conductance="max"),
+    dict(WEARING, relaxation_sigma=0.02, relaxation_growth_per_decade=0.01),
+]
+
+
+def _program_rounds(device: dict, n: int, one_call: bool, monkeypatch) -> tuple:
+    """Three programmings (initial, then counted) of the same ``n`` devices of a fresh plane,
+    the pulse rounds in one call or one call per round; returns the results, the plane, the
+    generator and how many single calls ran."""
+    from archsim.devices import arrays
+
+    calls = []
+
+    def counted(*args):
+        calls.append(args[0].size)
+        return write_verify_rounds(*args)
+
+    write_verify_rounds = arrays.write_verify_rounds
+    monkeypatch.setattr(arrays, "ROUNDS_IN_ONE_CALL", one_call)
+    monkeypatch.setattr(arrays, "write_verify_rounds", counted)
+    model = DeviceModel.build(DeviceConfig(**device), Quantizer.from_config(5))
+    plane = DevicePlane.create(n + 40, model, np.random.default_rng(1))
+    rng, pick = np.random.default_rng(2), np.random.default_rng(3)
+    dev = np.sort(pick.choice(plane.size, n, replace=False))
+    results = []
+    for attempt, count in enumerate([False, True, True]):
+        lv = pick.integers(0, model.levels, n)
+        results.append(plane.program(dev, model.targets[0][lv], model.state_of[0][lv], model, rng, attempt,
+                                     count))
+    monkeypatch.undo()
+    return results, plane, rng, calls
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 9, 129, 3000, 70_000])
+@pytest.mark.parametrize("device", ROUND_CASES)
+def test_pulse_rounds_in_one_call_equal_one_call_per_round(device, n, monkeypatch):
+    """The write-verify's rounds in one compiled call (pulses, numpy's draws, numpy's
+    pairwise sums of the energy) against the call per round: pulses, conductances and every
+    per-device array, verify failures, stuck devices, energy (==) and the generator after."""
+    fused, plane, rng, calls = _program_rounds(device, n, True, monkeypatch)
+    per_round, plane_ref, rng_ref, no_calls = _program_rounds(device, n, False, monkeypatch)
+    assert calls and not no_calls  # each way taken
+    for got, want in zip(fused, per_round, strict=True):
+        assert np.array_equal(got.pulses, want.pulses)
+        assert (got.energy_j, got.verify_failures, got.newly_stuck) == (want.energy_j, want.verify_failures,
+                                                                        want.newly_stuck)
+        assert (got.stuck is None) == (want.stuck is None)
+        assert got.stuck is None or np.array_equal(got.stuck, want.stuck)
+    _same_planes([plane], [plane_ref])
+    assert rng.bit_generator.state == rng_ref.bit_generator.state
+    assert sum(r.energy_j for r in fused) > 0
+    if device.get("tolerance") == 0.001 and n > 9:
+        assert all(r.verify_failures > 0 for r in fused)  # the budget was reached
+    if device is ROUND_CASES[-1] and n >= 3000:
+        assert plane.stuck_count() > 0 and fused[-1].stuck is not None
+
+
+@pytest.mark.parametrize("device", [ROUND_CASES[0], ROUND_CASES[1], ROUND_CASES[3]])
+def test_pulse_rounds_of_no_device(device):
+    """No device to program: no round, no draw, no energy, either way."""
+    from archsim.devices.arrays import _WriteVerify
+    from archsim.devices.normal import NormalStream
+
+    model = DeviceModel.build(DeviceConfig(**device), Quantizer.from_config(5))
+    plane = DevicePlane.create(10, model, np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    before = rng.bit_generator.state
+    work = _WriteVerify.allocate(0, np.dtype(np.uint8), plane.gain is not None, bool(model.state_c2c.any()))
+    with NormalStream(rng) as stream:
+        assert plane._write_verify(work, model, stream) == (0, 0.0)
+        assert plane._pulse_rounds(work, model, stream) == (0, 0.0, 0.0, 0)
+    assert rng.bit_generator.state == before
+
+
+def test_pulse_rounds_fall_back_to_one_call_per_round(monkeypatch):
+    """The single call only where it gives the same results: not when a round is split over
+    threads, when the spread's generator is not a PCG64 (no spread: any generator), or when
+    numpy sums in another order than :func:`numpy_sum`."""
+    from archsim.devices import arrays, normal
+    from archsim.devices.arrays import _rounds_in_one_call, _WriteVerify
+    from archsim.devices.normal import NormalStream
+    from archsim.learning import kernels
+
+    spread, none = _WriteVerify.allocate(100, np.dtype(np.uint8), False, True), _WriteVerify.allocate(
+        100, np.dtype(np.uint8), False, False)
+    pcg, mt = np.random.default_rng(1), np.random.Generator(np.random.MT19937(1))
+    with NormalStream(pcg) as on_pcg, NormalStream(mt) as on_mt:
+        assert _rounds_in_one_call(100, spread, on_pcg) and _rounds_in_one_call(100, none, on_mt)
+        assert not _rounds_in_one_call(100, spread, on_mt)
+        assert not _rounds_in_one_call(2 * kernels.SCAN_GRAIN["stream"], spread, on_pcg) or kernels.SCAN_PARTS == 1
+        monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", 5)
+        monkeypatch.setattr(kernels, "SCAN_PARTS", 7)
+        assert not _rounds_in_one_call(100, spread, on_pcg)
+        monkeypatch.undo()
+        monkeypatch.setitem(normal._CHECKED, "float64 sum", False)
+        assert not _rounds_in_one_call(100, spread, on_pcg)
+        monkeypatch.undo()
+        monkeypatch.setattr(arrays, "ROUNDS_IN_ONE_CALL", False)
+        assert not _rounds_in_one_call(100, none, on_pcg)
+
+
+def test_numpy_sum_adds_as_numpy_does():
+    """:func:`numpy_sum` is ``ndarray.sum()`` of float64, bit for bit: the once-per-process
+    check passes here, and sums where another order of additions would show are equal."""
+    from archsim.devices.kernels import numpy_sum, numpy_sum_ok
+
+    assert numpy_sum_ok()
+    values = np.random.default_rng(11)
+    for n in (0, 1, 7, 8, 9, 127, 128, 129, 136, 255, 256, 257, 1000, 8191, 8192, 8193, 58_240, 131_073):
+        a = values.standard_normal(n) * 10.0 ** values.uniform(-10, 10, n)
+        assert numpy_sum(a).hex() == float(a.sum()).hex(), n
+    cancel = np.array([1e16, 1.0, -1e16] + [1.0] * 200)  # the order decides: 200, 201, 199...
+    assert numpy_sum(cancel) == float(cancel.sum())
+    assert np.isnan(numpy_sum(np.array([1.0, np.nan] * 100)))
+    assert numpy_sum(np.zeros(0)) == 0.0 and numpy_sum(np.full(9, -0.0)).hex() == float(np.full(9, -0.0).sum()).hex()
+
+
 def _reference_decode(store, layer, index):
     """DeviceStore._decode as numpy code (before the compiled loop): weights and read std."""
     model = store.model

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.devices.kernels import prepare_write_verify, pulse_step, store_programmed
-from archsim.devices.normal import NormalStream, standard_normal
+from archsim.devices.kernels import (numpy_sum_ok, prepare_write_verify, pulse_step, store_programmed,
+                                     write_verify_rounds)
+from archsim.devices.normal import NormalStream
 from archsim.devices.model import DeviceModel
 from archsim.learning import kernels
 from archsim.learning.kernels import kernel_launch
@@ -176,11 +177,15 @@ class DevicePlane:
                 return result
             work = work.first(kept)
         positions = positions[:kept]
-        result.verify_failures, result.energy_j = self._write_verify(work, model, rng)
-        relax = standard_normal(rng, kept) if model.state_relax.any() else _EMPTY
-        amplitude = _EMPTY
-        if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
-            amplitude = standard_normal(rng, kept)
+        relax = amplitude = _EMPTY
+        with NormalStream(rng) as stream:  # one state hand-over for all the draws below
+            result.verify_failures, result.energy_j = self._write_verify(work, model, stream)
+            if model.state_relax.any():
+                relax = np.empty(kept, dtype=np.float64)
+                stream.fill(relax)
+            if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
+                amplitude = np.empty(kept, dtype=np.float64)
+                stream.fill(amplitude)
         with kernel_launch():
             store_programmed(
                 work.devices, positions, work.state, work.g, work.pulses, model.state_relax, relax,
@@ -191,17 +196,40 @@ class DevicePlane:
             )
         return result
 
-    def _write_verify(self, work: _WriteVerify, model: DeviceModel, rng: np.random.Generator) -> tuple[int, float]:
+    def _write_verify(self, work: _WriteVerify, model: DeviceModel, stream: NormalStream) -> tuple[int, float]:
         """The loop: pulse, verify, keep pulsing the devices outside tolerance.
 
         A pulse moves a device from G to ``G + k (G_target - G) + N(0, sigma_c2c(target))``
-        (k = its device-to-device gain, 1 by default); the verify read then keeps it in the
-        loop while ``|G - G_target| > tolerance``. The first pulse works on every device of
-        ``work``, later ones on the positions still outside tolerance. Updates ``work.g`` and
-        ``work.pulses``; returns how many devices were still outside tolerance after
-        ``max_pulses`` and the energy of all pulses and verify reads, each pulse priced from
-        the conductance before and after it.
+        (k = its device-to-device gain, 1 by default), its spread drawn from ``stream``; the
+        verify read then keeps it in the loop while ``|G - G_target| > tolerance``. The first
+        pulse works on every device of ``work``, later ones on the positions still outside
+        tolerance. Updates ``work.g`` and ``work.pulses``; returns how many devices were still
+        outside tolerance after ``max_pulses`` and the energy of all pulses and verify reads,
+        each pulse priced from the conductance before and after it.
+
+        When a round runs as one loop in this thread (always on the paper's layers), all the
+        rounds are one compiled call (:func:`~archsim.devices.kernels.write_verify_rounds`);
+        otherwise, or when its draws or sums cannot be those of numpy here, one call per round
+        (:meth:`_pulse_rounds`, the same results).
         """
+        cfg = model.config
+        n = work.g.size
+        if _rounds_in_one_call(n, work, stream):
+            gen = _NO_GENERATOR if stream.gen is None else stream.gen
+            normals = np.empty(n, dtype=np.float64) if work.sigma.size else _EMPTY
+            left, pulse_g, verify_g, pulse_count = write_verify_rounds(
+                work.g, work.target, work.gain, work.sigma, model.tolerance_s, cfg.max_pulses,
+                cfg.pulse_energy_conductance == "trapezoid", work.pulses, work.before, work.after,
+                np.empty((2, n), dtype=np.int64), normals, gen)
+        else:
+            left, pulse_g, verify_g, pulse_count = self._pulse_rounds(work, model, stream)
+        return left, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
+
+    @staticmethod
+    def _pulse_rounds(work: _WriteVerify, model: DeviceModel, stream: NormalStream) -> tuple[int, float, float, int]:
+        """The pulse rounds of :meth:`_write_verify`, one :func:`pulse_step` call per round
+        (split over the kernels' threads on large rounds). Returns (devices still outside
+        tolerance, pulse and verify priced conductance sums, pulses applied)."""
         cfg = model.config
         n = work.g.size
         tol = model.tolerance_s
@@ -215,30 +243,42 @@ class DevicePlane:
         pos = _EVERY  # the first pulse works on every device
         normals = np.empty(n, dtype=np.float64) if work.sigma.size else _EMPTY  # draws, reused
         count = n
-        with NormalStream(rng) as stream:  # one state hand-over for all rounds' draws
-            for round_ in range(cfg.max_pulses):
-                if count == 0:
-                    break
-                outside = buffers[round_ % 2]
-                draws = _EMPTY
-                if work.sigma.size:
-                    draws = normals[:count]
-                    stream.fill(draws)
-                chunks = kernels.scan_chunks(count, "stream")
-                if chunks > 1 and staging.size < n:
-                    staging = np.empty(n, dtype=np.int64)
-                with kernel_launch():
-                    left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
-                                      tol, work.pulses, before, after, outside, staging,
-                                      np.empty(chunks, dtype=np.int64))
-                g_a, new = before[:count], after[:count]
-                total_new = float(new.sum())
-                pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
-                verify_g += total_new
-                pulse_count += count
-                pos, count = outside[:left], left
+        for round_ in range(cfg.max_pulses):
+            if count == 0:
+                break
+            outside = buffers[round_ % 2]
+            draws = _EMPTY
+            if work.sigma.size:
+                draws = normals[:count]
+                stream.fill(draws)
+            chunks = kernels.scan_chunks(count, "stream")
+            if chunks > 1 and staging.size < n:
+                staging = np.empty(n, dtype=np.int64)
+            with kernel_launch():
+                left = pulse_step(pos, pos is _EVERY, work.g, work.target, work.gain, work.sigma, draws,
+                                  tol, work.pulses, before, after, outside, staging,
+                                  np.empty(chunks, dtype=np.int64))
+            g_a, new = before[:count], after[:count]
+            total_new = float(new.sum())
+            pulse_g += 0.5 * (float(g_a.sum()) + total_new) if trapezoid else float(np.maximum(g_a, new).sum())
+            verify_g += total_new
+            pulse_count += count
+            pos, count = outside[:left], left
         # count: devices still outside tolerance (all of them when max_pulses == 0)
-        return count, float(model.program_energy_j(pulse_g, verify_g, pulse_count))
+        return count, pulse_g, verify_g, pulse_count
+
+
+# the write-verify's pulse rounds in one compiled call when they can be (tests turn it off to
+# compare with the call per round)
+ROUNDS_IN_ONE_CALL = True
+_NO_GENERATOR = np.zeros(6, dtype=np.uint64)  # the rounds draw nothing: no generator stepped
+
+
+def _rounds_in_one_call(n: int, work: _WriteVerify, stream: NormalStream) -> bool:
+    """Whether :func:`write_verify_rounds` gives the per-round loop's results here: every
+    round in one chunk, the draws (if any) stepped from the stream's PCG64, numpy's sums."""
+    return (ROUNDS_IN_ONE_CALL and kernels.scan_chunks(n, "stream") == 1
+            and (stream.gen is not None or not work.sigma.size) and numpy_sum_ok())
 
 
 @dataclass

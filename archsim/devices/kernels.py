@@ -4,8 +4,9 @@ Each kernel does, per device, exactly the float64 operations of the numpy code i
 in the same order and without fused multiply-add (numba's default ``fastmath=False``), so
 results are bit-identical; random draws are made by the caller in the same order and sizes
 (numpy's ``standard_normal`` values, :mod:`archsim.devices.normal`), and sums over many
-devices stay numpy sums of the same arrays (numpy adds pairwise; a loop would add in another
-order). tests/test_devices.py keeps the numpy code as reference.
+devices are numpy's: ``ndarray.sum()`` of the same arrays, or :func:`numpy_sum`, numpy's
+pairwise order of additions (a plain loop would add in another order), checked against
+numpy once per process. tests/test_devices.py keeps the numpy code as reference.
 
 Every kernel takes ``chunks`` (:func:`archsim.learning.kernels.scan_chunks`): 1 runs it as one
 loop in the calling thread; more splits it over the kernels' threads (call it inside
@@ -22,6 +23,7 @@ import math
 import numba
 import numpy as np
 
+from archsim.devices.normal import _checked_once, _ziggurat64_into
 from archsim.learning.kernels import chunk_bounds
 
 _JIT = {"cache": True, "nogil": True, "parallel": True, "fastmath": False}
@@ -124,6 +126,187 @@ def pulse_step(
         for k in range(kept.size):
             to[k] = kept[k]
     return _kept_before(counts, chunks)
+
+
+# --------------------------------------------------------------------------- all pulse rounds
+# On the paper's layers a write-verify is ~20 rounds, most of a few hundred devices or fewer
+# (58 240 devices, then 46 261, 29 145, ... 9): run one Python round at a time, each round's
+# draws, kernel launch, slicing and three numpy sums cost more than its pulses. When a round
+# runs as one loop in the calling thread anyway (``scan_chunks(n, "stream") == 1``), the
+# whole loop is one compiled call: the same draws from the same generator, the same pulse
+# arithmetic (:func:`_pulse_chunk`) and the energy sums added in numpy's order
+# (:func:`numpy_sum`), checked against numpy once per process (:func:`numpy_sum_ok`).
+
+_PAIRWISE_BLOCK = 128  # numpy's PW_BLOCKSIZE: below it, eight running sums
+
+
+@numba.njit(inline="always")
+def _block_sum(a: np.ndarray, start: int, n: int) -> float:  # pragma: no cover - compiled
+    """numpy's pairwise sum of at most 128 elements ``a[start:start + n]``: fewer than 8
+    added in order from 0, else eight running sums combined as ``((r0 + r1) + (r2 + r3)) +
+    ((r4 + r5) + (r6 + r7))``, then the remainder in order."""
+    if n < 8:
+        res = 0.0
+        for i in range(start, start + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    whole = start + n - n % 8
+    i = start + 8
+    while i < whole:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for k in range(whole, start + n):
+        res += a[k]
+    return res
+
+
+@numba.njit(inline="always")
+def _first_half(n: int) -> int:
+    """Where numpy cuts ``n`` > 128 elements in two: about half, a multiple of 8."""
+    half = n // 2
+    return half - half % 8
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _pairwise_sum(a: np.ndarray) -> float:  # pragma: no cover - compiled
+    """numpy's pairwise sum of the float64 ``a`` (``pairwise_sum`` of
+    numpy/_core/src/umath/loops_utils.h.src): up to 128 elements :func:`_block_sum`; more,
+    the sums of the two halves (:func:`_first_half`) added. numpy recurses; here the
+    recursion is an explicit stack of the halves being summed (a recursive numba function
+    crashes when loaded from the cache), visited in numpy's order."""
+    if a.size <= _PAIRWISE_BLOCK:
+        return _block_sum(a, 0, a.size)
+    starts = np.empty(64, dtype=np.int64)  # per level of the tree: the half being summed,
+    sizes = np.empty(64, dtype=np.int64)
+    firsts = np.empty(64, dtype=np.float64)  # the sum of its first half, once known
+    second = np.zeros(64, dtype=np.bool_)  # and whether its second half is being summed
+    depth = 0
+    starts[0], sizes[0], second[0] = 0, a.size, False
+    while True:
+        n = sizes[depth]
+        if n > _PAIRWISE_BLOCK:  # go down into the first half
+            depth += 1
+            starts[depth], sizes[depth], second[depth] = starts[depth - 1], _first_half(n), False
+            continue
+        total = _block_sum(a, starts[depth], n)
+        while True:  # go up while this was a second half
+            if depth == 0:
+                return total
+            depth -= 1
+            if not second[depth]:
+                break
+            total = firsts[depth] + total
+        firsts[depth], second[depth] = total, True  # then down into the second half
+        half = _first_half(sizes[depth])
+        depth += 1
+        starts[depth], sizes[depth], second[depth] = starts[depth - 1] + half, sizes[depth - 1] - half, False
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def numpy_sum(a: np.ndarray) -> float:  # pragma: no cover - compiled
+    """``float(a.sum())`` of a contiguous float64 array as numpy computes it: the reduction
+    starts from add's identity 0.0 and adds the pairwise sum of the whole array (one piece:
+    numpy 2.4 does not cut a contiguous reduction into buffer-sized pieces)."""
+    return 0.0 + _pairwise_sum(a)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _numpy_maximum_into(a: np.ndarray, b: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``np.maximum(a, b, out=a)``: a NaN in either wins."""
+    for i in range(a.size):
+        x, y = a[i], b[i]
+        a[i] = x if (x > y or x != x) else y
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def write_verify_rounds(
+    g: np.ndarray,
+    target: np.ndarray,
+    gain: np.ndarray,
+    sigma: np.ndarray,
+    tolerance: float,
+    max_pulses: int,
+    trapezoid: bool,
+    pulses: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    outside: np.ndarray,
+    normals: np.ndarray,
+    gen: np.ndarray,
+) -> tuple[int, float, float, int]:  # pragma: no cover - compiled
+    """Every pulse round of a write-verify, in one call: what ``DevicePlane._write_verify``'s
+    per-round loop does with :func:`pulse_step` in one chunk, bit for bit.
+
+    Round r pulses every device (r = 0) or those still outside tolerance after round r - 1,
+    up to ``max_pulses`` rounds; with ``sigma`` (not empty) each round first draws its
+    cycle-to-cycle spread into ``normals`` (float64, one per device pulsed) from the PCG64
+    ``gen`` (:func:`~archsim.devices.normal._ziggurat64_into`, stepped and written back).
+    ``outside`` (2, n) int64 holds the positions still outside tolerance, a round reading one
+    row and writing the other. ``before`` and ``after`` are scratch. Returns (devices still
+    outside tolerance, the pulses' and the verify reads' priced conductance sums (S), pulses
+    applied); the energy of a round's pulses is the trapezoid ``(sum(before) + sum(after)) /
+    2`` or ``sum(max(before, after))``, its verify reads ``sum(after)``, each sum numpy's.
+    """
+    n = g.size
+    has_sigma = sigma.size > 0
+    pulse_g = 0.0
+    verify_g = 0.0
+    pulse_count = 0
+    count = n
+    pos = outside[1]  # not read in the first round: it pulses every device
+    for round_ in range(max_pulses):
+        if count == 0:
+            break
+        into = outside[round_ % 2]
+        draws = normals[:count] if has_sigma else normals
+        if has_sigma:
+            _ziggurat64_into(gen, draws)
+        left = _pulse_chunk(pos, round_ == 0, g, target, gain, sigma, draws, tolerance, pulses, before,
+                            after, 0, count, into, 0)
+        was, now = before[:count], after[:count]
+        total_new = numpy_sum(now)
+        if trapezoid:
+            pulse_g += 0.5 * (numpy_sum(was) + total_new)
+        else:
+            _numpy_maximum_into(was, now)
+            pulse_g += numpy_sum(was)
+        verify_g += total_new
+        pulse_count += count
+        pos = into[:left]
+        count = left
+    return count, pulse_g, verify_g, pulse_count
+
+
+def numpy_sum_ok() -> bool:
+    """True when :func:`numpy_sum` adds as this numpy's ``ndarray.sum()`` does, bit for bit
+    (checked once per process over sizes 0-300, around powers of two and the buffer size,
+    and random sizes up to 300 000, on values spread over 16 decades of both signs: a
+    different order of additions shows)."""
+    return _checked_once("float64 sum", _sum_self_check)
+
+
+def _sum_self_check() -> bool:
+    values = np.random.default_rng(20261202)
+    sizes = [*range(301), *(2**k + d for k in range(9, 20) for d in (-1, 0, 1)), 8191, 8192, 8193,
+             60_000, 58_240, *values.integers(300, 300_000, 24).tolist()]
+    for n in sizes:
+        a = values.standard_normal(n) * 10.0 ** values.uniform(-8, 8, n)
+        if numpy_sum(a).hex() != float(a.sum()).hex():
+            return False
+        b = np.abs(a)  # and the conductances' case: all positive
+        if numpy_sum(b).hex() != float(b.sum()).hex():
+            return False
+    return True
 
 
 @numba.njit(inline="always")

@@ -12,10 +12,12 @@ identical totals (tests/test_hw_engine.py).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from archsim.engine import kernels
 from archsim.engine.dataflow import (
     ModelInfo, Sim, TileWrite, WriteColumns, WritePlan, account_write, write_time_ps,
 )
@@ -24,27 +26,86 @@ from archsim.engine.trace import Tracer
 from archsim.hw.chip import Chip
 from archsim.interconnect.network import Network
 from archsim.learning.storage import CommitReport
-from archsim.mapping.mapper import NetworkMapping
+from archsim.mapping.mapper import LayerMapping, NetworkMapping
 
 TRAIN_PHASES = ("forward", "backward", "update", "write")
 
 
-def compact_pulses(changed: np.ndarray, index: np.ndarray, pulses: np.ndarray | None) -> np.ndarray:
-    """Pulses of the changed weights, in the order of ``index = np.flatnonzero(changed)``.
+def pulse_layout(changed_shape: tuple[int, ...], n_changed: int, values: np.ndarray | None,
+                 name: str) -> tuple[np.ndarray, int]:
+    """A report's pulse array as :func:`~archsim.engine.kernels.tile_write_counts` reads it,
+    and its layout.
 
     A report may give pulses per weight (same shape as ``changed``) or only for the changed
-    weights in that order (the device store does); None means one pulse each.
+    weights in index order (the device store does); None means one pulse each.
     """
-    if pulses is None:
-        return np.ones(index.size, dtype=np.int64)
-    pulses = np.asarray(pulses, dtype=np.int64)
-    if pulses.shape == changed.shape:
-        return pulses.ravel()[index]
-    if pulses.size != index.size:
-        raise ValueError(
-            f"CommitReport.pulses has {pulses.size} entries for {index.size} changed weights"
-        )
-    return pulses.ravel()
+    if values is None:
+        return np.zeros(0, dtype=np.int64), kernels.NONE
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu":  # integers are read as they are; anything else truncated
+        values = values.astype(np.int64)
+    if values.shape == changed_shape:
+        return values.reshape(-1), kernels.PER_WEIGHT
+    if values.size != n_changed:
+        raise ValueError(f"CommitReport.{name} has {values.size} entries for {n_changed} changed weights")
+    return values.reshape(-1), kernels.COMPACT
+
+
+@functools.lru_cache(maxsize=64)
+def column_blocks(n_out: int, outputs_per_tile: int, col_blocks: int) -> np.ndarray:
+    """Column block of each of a layer's ``n_out`` columns (int64, read-only)."""
+    blocks = np.arange(n_out, dtype=np.int64) // outputs_per_tile
+    if n_out and blocks[-1] >= col_blocks:
+        raise ValueError(f"{n_out} columns do not fit {col_blocks} column blocks of {outputs_per_tile}")
+    blocks.flags.writeable = False
+    return blocks
+
+
+def layer_tile_writes(layer_map: LayerMapping, rows: int, report: CommitReport,
+                      row_parallel: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """Per local tile of one layer (row block major, then column block; int64): level changes,
+    pulses and sequential pulse steps, from its commit report; and the layer's changed weights
+    and pulses. Its cost follows the number of changed weights (one compiled pass over them)."""
+    if report.index is None:
+        index = np.flatnonzero(np.asarray(report.changed, dtype=bool))
+    else:
+        index = np.asarray(report.index)
+    n_local = layer_map.row_blocks * layer_map.col_blocks
+    changes = np.zeros(n_local, dtype=np.int64)
+    totals = np.zeros(n_local, dtype=np.int64)
+    steps = np.zeros(n_local, dtype=np.int64)
+    if index.size == 0:
+        return changes, totals, steps, 0, 0
+    shape = np.shape(report.changed)
+    pulses, pulses_layout = pulse_layout(shape, index.size, report.pulses, "pulses")
+    if report.pulse_steps is None:  # as many steps as pulses
+        step_values, steps_layout = pulses, kernels.NONE
+    else:
+        step_values, steps_layout = pulse_layout(shape, index.size, report.pulse_steps, "pulse_steps")
+    n_weights = layer_map.n_in * layer_map.n_out
+    blocks = column_blocks(layer_map.n_out, layer_map.outputs_per_tile, layer_map.col_blocks)
+    if layer_map.n_in > rows * layer_map.row_blocks:
+        raise ValueError(f"layer {layer_map.layer}: {layer_map.n_in} rows do not fit its "
+                         f"{layer_map.row_blocks} row blocks of {rows}")
+    for _ in range(2):  # as given, then sorted if it was not
+        status, pulse_sum = kernels.tile_write_counts(
+            index, pulses, pulses_layout, step_values, steps_layout, n_weights, layer_map.n_out,
+            rows, blocks, layer_map.col_blocks, row_parallel, changes, totals, steps)
+        if status == kernels.OK:
+            return changes, totals, steps, int(index.size), int(pulse_sum)
+        if status == kernels.OUT_OF_RANGE:
+            raise ValueError(f"CommitReport.index of layer {layer_map.layer} points outside its "
+                             f"{layer_map.n_in} x {layer_map.n_out} weights")
+        # an index out of order (a report built by hand): the same totals from it sorted
+        order = np.argsort(index, kind="stable")
+        index = index[order]
+        if pulses_layout == kernels.COMPACT:
+            pulses = pulses[order]
+        if steps_layout == kernels.COMPACT:
+            step_values = step_values[order]
+        for column in (changes, totals, steps):
+            column[:] = 0
+    raise AssertionError("a sorted index is in order")
 
 
 @dataclass
@@ -104,8 +165,8 @@ class Engine:
         A replicated kernel's copies get the same writes, pulses and device energy (the
         device model simulates one copy: docs/architecture.md).
 
-        Works on the changed weights only (np.flatnonzero), with bincount / maximum.at per
-        tile and per (row, column block), so its cost follows the number of changes.
+        Works on the changed weights only (:func:`layer_tile_writes`), so its cost follows
+        the number of changes.
         """
         rows = self.mapping.rows
         parts: list[tuple[np.ndarray, ...]] = []
@@ -113,37 +174,21 @@ class Engine:
         row_parallel = self.chip.write.row_parallel
         for layer_map, report in zip(self.mapping.layers, commits):
             energy += float(report.energy_j) * layer_map.replicas
-            changed = np.asarray(report.changed, dtype=bool)
-            index = np.flatnonzero(changed) if report.index is None else report.index
-            if index.size == 0:
+            changes, totals, steps, writes, pulses = layer_tile_writes(layer_map, rows, report, row_parallel)
+            if writes == 0:
                 continue
-            pulses = compact_pulses(changed, index, report.pulses)
-            i, j = np.divmod(index, layer_map.n_out)
-            cb_count, per = layer_map.col_blocks, layer_map.outputs_per_tile
-            cb = j // per
-            tile_local = (i // rows) * cb_count + cb
-            n_local = layer_map.row_blocks * cb_count
-            changes = np.bincount(tile_local, minlength=n_local)
-            totals = np.bincount(tile_local, weights=pulses, minlength=n_local).astype(np.int64)
-            if row_parallel:  # a pair's devices are pulsed in the same step: their max
-                steps_w = pulses if report.pulse_steps is None else compact_pulses(changed, index, report.pulse_steps)
-                row_max = np.zeros(layer_map.n_in * cb_count, dtype=np.int64)
-                np.maximum.at(row_max, i * cb_count + cb, steps_w)
-                rmax = row_max.reshape(layer_map.n_in, cb_count)
-                r_idx, c_idx = np.nonzero(rmax)
-                steps = np.bincount((r_idx // rows) * cb_count + c_idx, weights=rmax[r_idx, c_idx],
-                                    minlength=n_local).astype(np.int64)
-            else:
-                steps = totals
             local = np.flatnonzero(changes)
+            changes, totals, steps = changes[local], totals[local], steps[local]
             ids = self._tile_ids(layer_map)
+            n_local = layer_map.row_blocks * layer_map.col_blocks
             for replica in range(layer_map.replicas):  # every copy of a kernel is programmed
-                parts.append((ids[replica * n_local + local], changes[local].astype(np.int64),
-                              totals[local], steps[local]))
-            self.writes_total += int(index.size) * layer_map.replicas
-            self.pulses_total += int(pulses.sum()) * layer_map.replicas
+                parts.append((ids[replica * n_local + local], changes, totals, steps))
+            self.writes_total += writes * layer_map.replicas
+            self.pulses_total += pulses * layer_map.replicas
         if not parts:
             return WritePlan.empty(), energy
+        if len(parts) == 1:
+            return WritePlan(*parts[0]), energy
         return WritePlan(*(np.concatenate(column) for column in zip(*parts))), energy
 
     def _tile_ids(self, layer_map) -> np.ndarray:

@@ -12,9 +12,9 @@ from there on (the same property the split fill of :mod:`archsim.devices.normal`
 
 So when a commit starts, :class:`ReadAhead` takes the generator's state, skips a guess of
 the outputs the commits will take (a fraction of what they took the last time), and draws
-the next reads' normals from there on the helper thread, as background work
-(:func:`~archsim.learning.kernels.submit_background`: meanwhile the commit's kernels leave it
-one core). At the read, the generator's true position is computed; where the true sequence of
+the next reads' normals from there on the helper thread
+(:func:`~archsim.learning.kernels.helper_thread`), on the core the commit leaves idle much of
+the time (the write-verify's pulse rounds run one after the other in one thread). At the read, the generator's true position is computed; where the true sequence of
 draws meets the drawn-ahead one, the read takes the drawn-ahead values (scaled: ``weights +
 std * z``) instead of drawing them. Every value, and the generator state after, is exactly
 what ``rng.standard_normal`` would give (tests/test_readahead.py); when the sequences do not
@@ -31,7 +31,7 @@ import numpy as np
 
 from archsim.devices import normal
 from archsim.devices.pcg64 import generator_at, outputs_between, set_generator
-from archsim.learning.kernels import THREADS, kernel_launch, submit_background
+from archsim.learning.kernels import THREADS, helper_thread, kernel_launch
 
 # Fraction of the outputs the last commits took that the next draw-ahead skips: the commits'
 # draws vary from step to step (measured on the paper's first layer: consecutive steps differ
@@ -87,8 +87,8 @@ class ReadAhead:
             return
         z, starts = self._buffers(count)
         gen = generator_at(state, start)
-        future = submit_background(normal._ziggurat_into, gen, start, z, normal._NO_SCALE,
-                                   normal._NO_SCALE, 0, count, normal._NO_STOP, starts)
+        future = helper_thread().submit(normal._ziggurat_into, gen, start, z, normal._NO_SCALE,
+                                              normal._NO_SCALE, 0, count, normal._NO_STOP, starts)
         self._job = _Job(state, start, future, z, starts)
 
     def _buffers(self, count: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ import math
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numba
@@ -108,49 +108,14 @@ def helper_thread() -> ThreadPoolExecutor:
         return _HELPER[0][1]
 
 
-_BACKGROUND = [0]  # jobs of submit_background() not finished yet
-_BACKGROUND_LOCK = threading.Lock()
-
-
-def submit_background(fn, *args) -> Future:
-    """Run ``fn(*args)`` on the helper thread as background work (the read noise drawn ahead
-    during a commit, archsim/devices/readahead.py). While it runs, kernels launched from other
-    threads use one thread fewer: numba's work queue gives each thread a fixed share of a
-    kernel, so a share waiting for the core the helper holds would hold up the whole kernel
-    (measured: the commit's parallel passes 1.5-2x slower beside the helper)."""
-    with _BACKGROUND_LOCK:
-        _BACKGROUND[0] += 1
-
-    def job():
-        try:
-            return fn(*args)
-        finally:
-            with _BACKGROUND_LOCK:
-                _BACKGROUND[0] -= 1
-
-    try:
-        return helper_thread().submit(job)
-    except BaseException:
-        with _BACKGROUND_LOCK:
-            _BACKGROUND[0] -= 1
-        raise
-
-
-def kernel_threads() -> int:
-    """Threads for the next kernel: the budget, less the one background work holds."""
-    return THREADS - 1 if _BACKGROUND[0] and THREADS > 1 else THREADS
-
-
 @contextmanager
 def kernel_launch() -> Iterator[None]:
-    """Around every kernel call: the thread budget (:func:`kernel_threads`), applied in the
-    calling thread (numba's thread count is per calling thread), and one launch at a time
-    per process (the work queue must not be entered by two Python threads at once, e.g.
-    threaded Dask workers)."""
+    """Around every kernel call: the thread budget, applied in the calling thread (numba's
+    thread count is per calling thread), and one launch at a time per process (the work
+    queue must not be entered by two Python threads at once, e.g. threaded Dask workers)."""
     with _LAUNCH:
-        threads = kernel_threads()
-        if numba.get_num_threads() != threads:
-            numba.set_num_threads(threads)
+        if numba.get_num_threads() != THREADS:
+            numba.set_num_threads(THREADS)
         yield
 
 

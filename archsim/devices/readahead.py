@@ -12,9 +12,9 @@ from there on (the same property the split fill of :mod:`archsim.devices.normal`
 
 So when a commit starts, :class:`ReadAhead` takes the generator's state, skips a guess of
 the outputs the commits will take (a fraction of what they took the last time), and draws
-the next reads' normals from there on the helper thread
-(:func:`~archsim.learning.kernels.helper_thread`), on the core the commit leaves idle much of
-the time (the write-verify's pulse rounds run one after the other in one thread). At the read, the generator's true position is computed; where the true sequence of
+the next reads' normals from there on a low-priority thread: it runs on the core the commit
+leaves idle (the write-verify's pulse rounds are sequential) and yields to the commit's own
+threads. At the read, the generator's true position is computed; where the true sequence of
 draws meets the drawn-ahead one, the read takes the drawn-ahead values (scaled: ``weights +
 std * z``) instead of drawing them. Every value, and the generator state after, is exactly
 what ``rng.standard_normal`` would give (tests/test_readahead.py); when the sequences do not
@@ -24,14 +24,16 @@ the read draws as before. Nothing here depends on timing: the read waits for the
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from archsim.devices import normal
 from archsim.devices.pcg64 import generator_at, outputs_between, set_generator
-from archsim.learning.kernels import THREADS, helper_thread, kernel_launch
+from archsim.learning.kernels import THREADS, kernel_launch
 
 # Fraction of the outputs the last commits took that the next draw-ahead skips: the commits'
 # draws vary from step to step (measured on the paper's first layer: consecutive steps differ
@@ -41,6 +43,10 @@ SKIP_FRACTION = 0.8
 # Draws beyond the reads' own, as a fraction of the commits' last outputs, so that the
 # drawn-ahead sequence still covers the reads when the commits took more than the skip.
 MARGIN_FRACTION = 0.5
+# Niceness of the draw-ahead thread (Linux: per thread): it should take only a core that the
+# commit's own threads leave idle.
+NICENESS = 19
+
 _MAX_WORD = 1 << 31
 ENABLED = THREADS > 1  # with one thread per process (sweep workers) there is no idle core
 
@@ -54,6 +60,26 @@ class _Job:
     starts: np.ndarray  # the word each of them started at (int32, counted from ``state``)
     measured: bool = False  # the commits' outputs were measured at the first read after them
     spent: bool = False  # the reads have gone past the drawn-ahead values
+
+
+_LOW: list[tuple[int, ThreadPoolExecutor]] = []
+_LOW_LOCK = threading.Lock()
+
+
+def _lower_priority() -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not allowed: an ordinary thread
+        pass
+
+
+def low_priority_thread() -> ThreadPoolExecutor:
+    """One low-priority thread per process for work that should use only idle cores (a forked
+    child gets its own)."""
+    with _LOW_LOCK:
+        if not _LOW or _LOW[0][0] != os.getpid():
+            _LOW[:] = [(os.getpid(), ThreadPoolExecutor(1, "archsim-ahead", initializer=_lower_priority))]
+        return _LOW[0][1]
 
 
 class ReadAhead:
@@ -87,7 +113,7 @@ class ReadAhead:
             return
         z, starts = self._buffers(count)
         gen = generator_at(state, start)
-        future = helper_thread().submit(normal._ziggurat_into, gen, start, z, normal._NO_SCALE,
+        future = low_priority_thread().submit(normal._ziggurat_into, gen, start, z, normal._NO_SCALE,
                                               normal._NO_SCALE, 0, count, normal._NO_STOP, starts)
         self._job = _Job(state, start, future, z, starts)
 

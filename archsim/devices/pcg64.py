@@ -126,6 +126,26 @@ def generator_at(state: dict, pos: int) -> np.ndarray:
     return np.array([at >> 64, at & _M64, inc >> 64, inc & _M64, word, has], dtype=np.uint64)
 
 
+def outputs_between(start: int, end: int, inc: int) -> int:
+    """How many outputs a PCG64 with increment ``inc`` makes to go from 128-bit state ``start``
+    to ``end``: the LCG's distance, found one bit at a time (Brown, "Random number generation
+    with arbitrary strides", Trans. Am. Nucl. Soc. 71, 1994; the ``distance`` of O'Neill's
+    pcg_random.hpp): bit j of the distance is set where the states still differ in bit j
+    after the lower bits are matched, each step of 2^j outputs composed by squaring. Every
+    state is reachable (the LCG has full period 2^128), so this always ends, in at most 128
+    rounds; a state that was not reached by drawing gives a distance of the order of 2^127."""
+    mask = (1 << 128) - 1
+    mult, bit, distance = _PCG64_MULT, 1, 0
+    while start != end:
+        if (start ^ end) & bit:
+            start = (start * mult + inc) & mask
+            distance |= bit
+        inc = ((mult + 1) * inc) & mask
+        mult = (mult * mult) & mask
+        bit <<= 1
+    return distance
+
+
 _WALKERS = threading.local()
 
 

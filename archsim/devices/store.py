@@ -34,6 +34,7 @@ from archsim.devices.model import DeviceModel
 from archsim.learning import kernels
 from archsim.learning.kernels import kernel_launch
 from archsim.devices.normal import scaled_normal_into
+from archsim.devices.readahead import ReadAhead
 from archsim.learning.quantizer import Quantizer
 from archsim.learning.storage import CommitReport
 
@@ -84,6 +85,8 @@ class DeviceStore:
         self.layers: list[LayerDevices] = []
         self._buffers: dict[int, list[np.ndarray]] = {}
         self._box_muller_scratch: dict[int, np.ndarray] = {}
+        # the next reads' noise drawn while a commit runs (archsim/devices/readahead.py)
+        self.read_ahead = ReadAhead() if config.read_noise_sigma > 0 and config.read_noise_sampler == "ziggurat" else None
         for w in hidden:
             self.layers.append(self._create_layer(w))
 
@@ -264,7 +267,8 @@ class DeviceStore:
             self._box_muller(out)
             out *= std
             out += weights
-        else:  # numpy's float32 standard normal draws, in one compiled pass with the scaling
+        elif self.read_ahead is None or not self.read_ahead.fill(self.rng, weights, std, out):
+            # numpy's float32 standard normal draws, in one compiled pass with the scaling
             scaled_normal_into(self.rng, weights, std, out)
         return out
 
@@ -303,6 +307,8 @@ class DeviceStore:
         apart (``stuck_skipped_writes``, ``CommitReport.stuck``).
         """
         self.commits += 1
+        if self.read_ahead is not None:  # the reads after this commit, drawn meanwhile
+            self.read_ahead.start(self.rng, sum(layer.levels.size for layer in self.layers))
         model = self.model
         state = self.layers[layer]
         new_levels, changed, index = self.quantizer.level_changes(hidden, state.levels)

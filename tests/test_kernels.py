@@ -133,6 +133,77 @@ def test_level_changes_match_level_index_compare_and_flatnonzero(monkeypatch, pa
     assert not changed.any() and index.size == 0
 
 
+def two_pass_level_changes(q: Quantizer, hidden: np.ndarray, old: np.ndarray):
+    """The uniform level_changes before the one-scan kernel: the float64 level arithmetic,
+    compare and count per chunk, then the collect pass over the mask (kept as the reference)."""
+    from archsim.learning import kernels
+
+    source = np.ascontiguousarray(hidden).reshape(-1)
+    new = np.empty(old.shape, dtype=old.dtype)
+    changed = np.empty(old.shape, dtype=bool)
+    mask = changed.reshape(-1)
+    offsets = np.empty(kernels.scan_chunks(mask.size, "stream"), dtype=np.int64)
+    total = kernels.level_changes(source, True, *q.uniform_constants(), old.reshape(-1), new.reshape(-1), mask,
+                                  offsets)
+    index = np.empty(total, dtype=np.intp)
+    if total:
+        kernels.collect_changed(mask, mask[: mask.size // 8 * 8].view(np.uint64), offsets, index)
+    return new, changed, index
+
+
+@pytest.mark.parametrize("parts, grain", [(1, 1 << 17), (7, 5), (3, 64)])
+@pytest.mark.parametrize("levels", [2, 3, 4, 5])
+def test_one_scan_level_changes_match_the_two_pass_kernels(monkeypatch, parts, grain, levels):
+    """The one-scan uniform level_changes (threshold levels up to 4 levels, indices collected
+    per chunk into a bounded scratch) against the two-pass kernels: equal levels, mask and
+    indices over sizes around the 8-byte words, the 4096-weight blocks and the chunk bounds;
+    no change, ~2 % changed, every weight changed (each chunk over its bound), and the changes
+    crowded into one chunk (that chunk alone over its bound); float32 and float64."""
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "SCAN_PARTS", parts)
+    monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", grain)
+    q = Quantizer.from_config(levels)
+    rng = np.random.default_rng(levels + parts)
+    for size in [1, 7, 8, 9, 63, 65, 4095, 4096, 4097, 3 * 4096 + 13, 50_021]:
+        hidden = rng.normal(0.0, 0.5, size).astype(np.float32)
+        if size > 200:
+            hidden = awkward_weights(rng, (size,), q)
+        for dtype in (np.float32, np.float64):
+            h = hidden.astype(dtype)
+            base = q.level_index(h)
+            near = q.level_index(h + rng.normal(0.0, 0.02, size).astype(dtype))
+            crowded = near.copy()  # every weight of a quarter changed: its chunks over their bound
+            crowded[size // 3 : size // 3 + size // 4] = (base[size // 3 : size // 3 + size // 4] + 1) % q.levels
+            for old in (base, near, (base + 1) % q.levels, crowded):
+                new, changed, index = q.level_changes(h, old)
+                ref_new, ref_changed, ref_index = two_pass_level_changes(q, h, old)
+                assert new.dtype == ref_new.dtype and index.dtype == np.intp
+                np.testing.assert_array_equal(new, ref_new)
+                np.testing.assert_array_equal(changed, ref_changed)
+                np.testing.assert_array_equal(index, ref_index)
+                np.testing.assert_array_equal(index, np.flatnonzero(new != old))
+
+
+@pytest.mark.parametrize("levels", [2, 3, 4])
+def test_level_thresholds_are_where_the_float64_arithmetic_steps(levels):
+    """Each threshold reaches its level in the float64 arithmetic and its lower neighbour does
+    not; beyond the arithmetic's integer range (2^63 steps) and at infinity the thresholds give
+    the outer levels, as numpy's floor and clip (the reference) do."""
+    q = Quantizer.from_config(levels)
+    for dtype in (np.float32, np.float64):
+        t = q.level_thresholds(dtype)
+        assert t.dtype == dtype and t.size == 3 and np.isnan(t[levels - 1:]).all()
+        below = np.nextafter(t[: levels - 1], dtype(-np.inf))
+        np.testing.assert_array_equal(reference_level_index(q, t[: levels - 1]), np.arange(1, levels))
+        np.testing.assert_array_equal(reference_level_index(q, below), np.arange(levels - 1))
+        extreme = np.array([np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0], dtype=dtype)
+        new, changed, index = q.level_changes(extreme, np.zeros(extreme.shape, dtype=np.uint8))
+        np.testing.assert_array_equal(new, reference_level_index(q, extreme))
+        nan = q.level_changes(np.array([np.nan], dtype=dtype), np.ones(1, dtype=np.uint8))
+        assert nan[0][0] == 0 and nan[2].tolist() == [0]  # as the arithmetic kernels give NaN
+
+
 def test_scans_split_only_large_work_and_never_under_a_one_thread_budget():
     """scan_chunks: one pass below two grains of work, at most SCAN_PARTS chunks above; with
     OMP_NUM_THREADS=1 (sweep workers) every kernel runs as one pass in the calling thread."""

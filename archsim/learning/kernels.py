@@ -28,6 +28,7 @@ from contextlib import contextmanager
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 _JIT = {"cache": True, "nogil": True, "parallel": True, "fastmath": False}
 JIT_OPTIONS = _JIT  # for kernels elsewhere in archsim (archsim/hw/converters.py)
@@ -314,6 +315,139 @@ def collect_changed(changed: np.ndarray, words: np.ndarray, offsets: np.ndarray,
             start, stop = chunk_bounds(n, chunks, c)
             found = (offsets[c + 1] if c + 1 < chunks else index.size) - offsets[c]
             _collect_chunk(changed, words, start, stop, offsets[c], found, index)
+
+
+# The uniform quantizer's level of a hidden weight x, floor(g(x)) clipped to [0, top] with
+# g(x) = (x - Q_0) / step + 1/2 in float64, is a non-decreasing function of x: each float64
+# operation of g rounds monotonically. So level(x) >= k exactly when x >= T_k, the least value
+# of the hidden dtype with g(T_k) >= k (Quantizer.level_thresholds finds it by stepping over
+# neighbouring floats), and level(x) = [x >= T_1] + ... + [x >= T_top]: for up to four levels
+# three float32 comparisons replace the float64 convert, subtract, multiply, add, floor and
+# clamp, twice the lanes per vector. Missing thresholds are NaN (x >= NaN is false), and so is
+# a NaN weight's every comparison: level 0, as the arithmetic gives it.
+THRESHOLD_LEVELS = 4
+
+
+@numba.njit(inline="always")
+def _threshold_levels(hidden: np.ndarray, new: np.ndarray, thresholds: np.ndarray) -> None:
+    a, b, c = thresholds[0], thresholds[1], thresholds[2]
+    for i in range(hidden.size):
+        new[i] = np.uint8(hidden[i] >= a) + np.uint8(hidden[i] >= b) + np.uint8(hidden[i] >= c)
+
+
+@numba.njit(inline="always")
+def _collect_block(changed: np.ndarray, words: np.ndarray, base: int, out: np.ndarray, k: int) -> int:
+    """Append ``base +`` the position of every True of one block's ``changed`` (in L1) to
+    ``out`` from ``k``; ``words`` is the block read 8 bytes at a time. Each changed byte holds
+    a single set bit, so a word's lowest set bit, divided by 8, is its next change's place."""
+    for word in range(words.size):
+        bits = words[word]
+        while bits != 0:
+            out[k] = base + 8 * word + (trailing_zeros(bits) >> 3)
+            k += 1
+            bits &= bits - np.uint64(1)
+    for b in range(8 * words.size, changed.size):
+        if changed[b]:
+            out[k] = base + b
+            k += 1
+    return k
+
+
+@numba.njit(inline="always")
+def _uniform_scan_chunk(
+    hidden: np.ndarray, lowest: float, inv_step: float, top: int, thresholds: np.ndarray, old: np.ndarray,
+    new: np.ndarray, changed: np.ndarray, words: np.ndarray, start: int, stop: int, out: np.ndarray, bound: int,
+) -> tuple[int, int]:
+    """One chunk of :func:`uniform_level_changes`: levels, mask and count block by block, and
+    each block's changed positions (relative to ``start``) appended to ``out`` while the
+    chunk's total stays within ``bound``. Returns (changes, collected); collected > bound
+    means the chunk overflowed and its positions must be read from the mask."""
+    moved = 0
+    k = 0
+    for block in range(start, stop, BLOCK):
+        end = min(block + BLOCK, stop)
+        h, n, ch = hidden[block:end], new[block:end], changed[block:end]
+        if thresholds.size:
+            _threshold_levels(h, n, thresholds)
+        else:
+            for i in range(h.size):
+                n[i] = min(max(math.floor((np.float64(h[i]) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
+        m = _count_changes(n, old[block:end], ch)
+        moved += m
+        if m != 0:
+            if k + m <= bound:
+                k = _collect_block(ch, words[block >> 3 : min(end >> 3, words.size)], block - start, out, k)
+            else:
+                k = bound + 1
+    return moved, k
+
+
+@numba.njit(inline="always")
+def _place_chunk(
+    changed: np.ndarray, words: np.ndarray, start: int, stop: int, o: int, found: int, collected: int,
+    scratch: np.ndarray, bound: int, index: np.ndarray,
+) -> None:
+    """Chunk's ``found`` indices into ``index`` from ``o``: from its scratch, or from the mask
+    when it overflowed its bound."""
+    if found == 0:
+        return
+    if collected > bound:
+        _collect_chunk(changed, words, start, stop, o, found, index)
+        return
+    dst = index[o:o + found]
+    for i in range(found):
+        dst[i] = scratch[i] + start
+
+
+@numba.njit(**_JIT)
+def uniform_level_changes(
+    hidden: np.ndarray,
+    lowest: float,
+    inv_step: float,
+    top: int,
+    thresholds: np.ndarray,
+    old: np.ndarray,
+    new: np.ndarray,
+    changed: np.ndarray,
+    words: np.ndarray,
+    counts: np.ndarray,
+    scratch: np.ndarray,
+) -> np.ndarray:
+    """:meth:`Quantizer.level_changes` of a uniform quantizer in one scan: the level of every
+    hidden weight into ``new`` (by ``thresholds`` when given, else the float64 arithmetic of
+    :func:`uniform_level_index`), ``changed = new != old``, and the changed indices, returned
+    sorted as ``np.flatnonzero(changed)``. Each of the ``counts.size`` chunks collects its
+    indices while its block is in the cache into its own equal part of ``scratch`` (part size
+    minus 8 is the bound); the parts are then copied after the sum of the counts before them.
+    A chunk with more changes than its bound reads them from the mask instead, as
+    :func:`collect_changed` does."""
+    n = new.size
+    chunks = counts.size
+    part = scratch.size // chunks
+    bound = part - 8
+    collected = np.empty(chunks, dtype=np.int64)
+    if chunks == 1:
+        counts[0], collected[0] = _uniform_scan_chunk(hidden, lowest, inv_step, top, thresholds, old, new, changed,
+                                                      words, 0, n, scratch, bound)
+    else:
+        for c in numba.prange(chunks):
+            start, stop = chunk_bounds(n, chunks, c)
+            counts[c], collected[c] = _uniform_scan_chunk(hidden, lowest, inv_step, top, thresholds, old, new,
+                                                          changed, words, start, stop,
+                                                          scratch[c * part : (c + 1) * part], bound)
+    total = exclusive_offsets(counts)
+    index = np.empty(total, dtype=np.intp)
+    if total == 0:
+        return index
+    if chunks == 1:
+        _place_chunk(changed, words, 0, n, 0, total, collected[0], scratch, bound, index)
+    else:
+        for c in numba.prange(chunks):
+            start, stop = chunk_bounds(n, chunks, c)
+            found = (counts[c + 1] if c + 1 < chunks else total) - counts[c]
+            _place_chunk(changed, words, start, stop, counts[c], found, collected[c],
+                         scratch[c * part : (c + 1) * part], bound, index)
+    return index
 
 
 @numba.njit(**_JIT)

@@ -265,3 +265,21 @@ def test_fused_meta_argument_matches_numpy(levels):
     assert np.array_equal(meta.tanh_argument(w).view(np.uint32), want.view(np.uint32))
     strided = np.asfortranarray(w)  # not C-contiguous: the numpy path
     assert np.array_equal(meta.tanh_argument(strided), want, equal_nan=True)
+
+
+@pytest.mark.parametrize("size", [1, 17, (1 << 18) - 1, 1 << 18, (1 << 18) + 37, 3 * (1 << 17) + 5])
+def test_tanh_in_place_split_over_threads_equals_numpy(monkeypatch, size):
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    rng = np.random.default_rng(size)
+    x = (rng.standard_normal(size) * 4).astype(np.float32)
+    x[: min(size, 6)] = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40], dtype=np.float32)[: min(size, 6)]
+    want = np.tanh(x)
+    got = x.copy()
+    assert kernels.tanh_in_place(got) is got
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    grid = x[: size // 7 * 7].reshape(7, -1)  # a 2-D array, as the optimizer's scratch is
+    want2 = np.tanh(grid)
+    kernels.tanh_in_place(grid)
+    assert np.array_equal(grid.view(np.uint32), want2.view(np.uint32))

@@ -109,6 +109,27 @@ def helper_thread() -> ThreadPoolExecutor:
         return _HELPER[0][1]
 
 
+TANH_SPLIT_MIN = 1 << 18  # elements below which one thread computes the whole tanh
+
+
+def tanh_in_place(x: np.ndarray) -> np.ndarray:
+    """``np.tanh(x, out=x)`` for a C-contiguous float array: numpy's own tanh (its last bit is
+    part of the results), the second half on the helper thread when the array is large and
+    kernels may use two threads (numpy's tanh runs in one thread; each element's value does
+    not depend on which thread or which part of the array computes it)."""
+    flat = x.reshape(-1)
+    if THREADS < 2 or flat.size < TANH_SPLIT_MIN:
+        np.tanh(flat, out=flat)
+        return x
+    half = flat.size // 2 // 16 * 16
+    second = helper_thread().submit(np.tanh, flat[half:], out=flat[half:])
+    try:
+        np.tanh(flat[:half], out=flat[:half])
+    finally:
+        second.result()
+    return x
+
+
 @contextmanager
 def kernel_launch() -> Iterator[None]:
     """Around every kernel call: the thread budget, applied in the calling thread (numba's

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.learning.kernels import adam_step, kernel_launch
+from archsim.learning.kernels import adam_step, kernel_launch, tanh_in_place
 
 MetaFactor = Callable[[np.ndarray], np.ndarray]
 
@@ -85,7 +85,7 @@ class Adam:
         meta_mode, factor = 0, _NO_FACTOR
         if meta is not None and hasattr(meta, "tanh_argument"):
             # numpy's tanh, not a re-implementation: its last bit is part of the results.
-            factor = np.tanh(meta.tanh_argument(param, out=state.scratch), out=state.scratch)
+            factor = tanh_in_place(meta.tanh_argument(param, out=state.scratch))
             meta_mode = 1
         elif meta is not None:
             factor = np.ascontiguousarray(np.broadcast_to(np.asarray(meta(param), dtype=np.float32), param.shape))

@@ -32,7 +32,7 @@ from benchmarks.bench_write_verify import moved_store  # noqa: E402
 
 # the compiled kernels a commit calls, by the module that calls them
 KERNELS = {
-    quantizer: ["level_changes", "collect_changed"],
+    quantizer: ["uniform_level_changes", "level_changes", "collect_changed"],
     store_module: ["device_requests", "merge_plane_pulses", "count_writes", "decode_weights"],
     arrays: ["prepare_write_verify", "write_verify_rounds", "pulse_step", "store_programmed"],
 }

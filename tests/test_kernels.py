@@ -134,17 +134,16 @@ def test_level_changes_match_level_index_compare_and_flatnonzero(monkeypatch, pa
 
 
 def two_pass_level_changes(q: Quantizer, hidden: np.ndarray, old: np.ndarray):
-    """The uniform level_changes before the one-scan kernel: the float64 level arithmetic,
-    compare and count per chunk, then the collect pass over the mask (kept as the reference)."""
+    """The uniform level_changes before the one-scan kernel: the float64 level arithmetic
+    (Quantizer.level_index), compare and count per chunk, then the collect pass over the mask
+    (kept as the reference)."""
     from archsim.learning import kernels
 
-    source = np.ascontiguousarray(hidden).reshape(-1)
-    new = np.empty(old.shape, dtype=old.dtype)
+    new = q.level_index(hidden)
     changed = np.empty(old.shape, dtype=bool)
     mask = changed.reshape(-1)
     offsets = np.empty(kernels.scan_chunks(mask.size, "stream"), dtype=np.int64)
-    total = kernels.level_changes(source, True, *q.uniform_constants(), old.reshape(-1), new.reshape(-1), mask,
-                                  offsets)
+    total = kernels.level_changes(old.reshape(-1), new.reshape(-1), mask, offsets)
     index = np.empty(total, dtype=np.intp)
     if total:
         kernels.collect_changed(mask, mask[: mask.size // 8 * 8].view(np.uint64), offsets, index)

@@ -209,13 +209,18 @@ def scaled_abs_into(x: np.ndarray, scale: np.float32, out: np.ndarray) -> None:
         out[i] = abs(x[i]) * scale
 
 
+@numba.njit(inline="always")
+def _uniform_level(x, lowest: float, inv_step: float, top: int) -> float:
+    """floor((x - Q_0) / step + 1/2) clipped to [0, top], in float64 like the numpy expression
+    (the level values are float64): a uniform quantizer's level of one hidden weight."""
+    return min(max(math.floor((np.float64(x) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
+
+
 @numba.njit(**_JIT)
 def uniform_level_index(hidden: np.ndarray, lowest: float, inv_step: float, top: int, out: np.ndarray) -> None:
-    """floor((W_H - Q_0) / step + 1/2) clipped to [0, top], computed in float64 like the
-    numpy expression (the level values are float64), into ``out``."""
+    """:func:`_uniform_level` of every hidden weight into ``out``."""
     for i in numba.prange(hidden.size):
-        index = math.floor((np.float64(hidden[i]) - lowest) * inv_step + 0.5)
-        out[i] = min(max(index, 0.0), np.float64(top))
+        out[i] = _uniform_level(hidden[i], lowest, inv_step, top)
 
 
 # The chunk loops below run over views that start at the chunk: an index counted up from 0
@@ -234,23 +239,6 @@ def _count_changes(new: np.ndarray, old: np.ndarray, changed: np.ndarray) -> int
     moved = 0
     for i in range(changed.size):
         moved += changed[i]
-    return moved
-
-
-@numba.njit(inline="always")
-def _uniform_changes_chunk(
-    hidden: np.ndarray, lowest: float, inv_step: float, top: int, old: np.ndarray, new: np.ndarray,
-    changed: np.ndarray, start: int, stop: int,
-) -> int:
-    """:func:`uniform_level_index` of ``hidden[start:stop]`` into ``new``, compared with the
-    stored levels ``old`` into ``changed``; returns how many changed."""
-    moved = 0
-    for block in range(start, stop, BLOCK):
-        end = min(block + BLOCK, stop)
-        h, n = hidden[block:end], new[block:end]
-        for i in range(h.size):
-            n[i] = min(max(math.floor((np.float64(h[i]) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
-        moved += _count_changes(n, old[block:end], changed[block:end])
     return moved
 
 
@@ -293,34 +281,18 @@ def _collect_chunk(
 
 
 @numba.njit(**_JIT)
-def level_changes(
-    hidden: np.ndarray,
-    uniform: bool,
-    lowest: float,
-    inv_step: float,
-    top: int,
-    old: np.ndarray,
-    new: np.ndarray,
-    changed: np.ndarray,
-    counts: np.ndarray,
-) -> int:
-    """First pass of :meth:`Quantizer.level_changes`: with ``uniform``, the level index of
-    ``hidden`` into ``new`` (else ``new`` is given); ``changed = new != old``; per chunk
-    (``counts.size`` of them) the count of changes, turned into offsets. Returns the total."""
+def level_changes(old: np.ndarray, new: np.ndarray, changed: np.ndarray, counts: np.ndarray) -> int:
+    """First pass of :meth:`Quantizer.level_changes` of a non-uniform level set (``new``
+    given): ``changed = new != old``; per chunk (``counts.size`` of them) the count of
+    changes, turned into offsets. Returns the total."""
     n = new.size
     chunks = counts.size
     if chunks == 1:
-        if uniform:
-            counts[0] = _uniform_changes_chunk(hidden, lowest, inv_step, top, old, new, changed, 0, n)
-        else:
-            counts[0] = _changes_chunk(new, old, changed, 0, n)
+        counts[0] = _changes_chunk(new, old, changed, 0, n)
     else:
         for c in numba.prange(chunks):
             start, stop = chunk_bounds(n, chunks, c)
-            if uniform:
-                counts[c] = _uniform_changes_chunk(hidden, lowest, inv_step, top, old, new, changed, start, stop)
-            else:
-                counts[c] = _changes_chunk(new, old, changed, start, stop)
+            counts[c] = _changes_chunk(new, old, changed, start, stop)
     return exclusive_offsets(counts)
 
 
@@ -392,7 +364,7 @@ def _uniform_scan_chunk(
             _threshold_levels(h, n, thresholds)
         else:
             for i in range(h.size):
-                n[i] = min(max(math.floor((np.float64(h[i]) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
+                n[i] = _uniform_level(h[i], lowest, inv_step, top)
         m = _count_changes(n, old[block:end], ch)
         moved += m
         if m != 0:
@@ -485,8 +457,7 @@ def uniform_commit(
 ) -> None:
     """Quantize, compare with the stored level, count the write and refresh the weight, in place."""
     for i in numba.prange(hidden.size):
-        new = min(max(math.floor((np.float64(hidden[i]) - lowest) * inv_step + 0.5), 0.0), np.float64(top))
-        index = np.intp(new)
+        index = np.intp(_uniform_level(hidden[i], lowest, inv_step, top))
         moved = index != level_index[i]
         changed[i] = moved
         if moved:

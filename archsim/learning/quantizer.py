@@ -17,8 +17,6 @@ from archsim.learning.kernels import (
     THRESHOLD_LEVELS, collect_changed, kernel_launch, level_changes, uniform_level_changes, uniform_level_index,
 )
 
-_NO_HIDDEN = np.zeros(0, dtype=np.float32)
-
 
 def uniform_levels(levels: int) -> np.ndarray:
     """The uniform symmetric level set in [-1, 1] with ``levels`` entries (float64)."""
@@ -121,8 +119,7 @@ class Quantizer:
         mask = changed.reshape(-1)
         offsets = np.empty(kernels.scan_chunks(flat.size, "stream"), dtype=np.int64)
         with kernel_launch():
-            total = level_changes(_NO_HIDDEN, False, 0.0, 0.0, 0, np.ascontiguousarray(old).reshape(-1),
-                                  flat, mask, offsets)
+            total = level_changes(np.ascontiguousarray(old).reshape(-1), flat, mask, offsets)
         index = np.empty(total, dtype=np.intp)
         if total:
             with kernel_launch():

@@ -282,3 +282,67 @@ def test_tanh_in_place_split_over_threads_equals_numpy(monkeypatch, size):
     want2 = np.tanh(grid)
     kernels.tanh_in_place(grid)
     assert np.array_equal(grid.view(np.uint32), want2.view(np.uint32))
+
+
+def three_pass_meta_adam(param, grad, first, second, scratch, scale, adam_args):
+    """The meta-Adam step as three whole-array passes (before the blocked kernel): the
+    argument, numpy's tanh, the parallel Adam kernel."""
+    from archsim.learning import kernels
+
+    with kernels.kernel_launch():
+        kernels.scaled_abs_into(param, scale, scratch)
+    np.tanh(scratch, out=scratch)
+    with kernels.kernel_launch():
+        kernels.adam_step(param, grad, first, second, scratch, 1, *adam_args)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("size, block", [(1, 64), (100, 64), (4096, 64), (5000, 96), (3 * 4096 + 77, 512)])
+@pytest.mark.parametrize("decoupled, clip", [(0.0, 0.0), (0.02, 0.9)])
+def test_meta_adam_in_blocks_equals_the_three_passes(monkeypatch, threads, size, block, decoupled, clip):
+    """Blocks, block remainders and the helper thread's half: bit for bit the three passes,
+    including awkward weights (thresholds, zeros, +-0, NaN, inf) and zero gradients."""
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "THREADS", threads)
+    monkeypatch.setattr(kernels, "META_ADAM_BLOCK", block)
+    monkeypatch.setattr(kernels, "TANH_SPLIT_MIN", 64)
+    rng = np.random.default_rng(size)
+    q = Quantizer.from_config(4)
+    param = awkward_weights(rng, (size,), q) if size > 60 else rng.normal(0, 0.6, size).astype(np.float32)
+    if size > 100:
+        param[-4:] = [np.nan, np.inf, -np.inf, -0.0]
+    grad = rng.normal(0, 1e-2, size).astype(np.float32)
+    grad[: size // 5] = 0.0
+    first = rng.normal(0, 1e-3, size).astype(np.float32)
+    second = rng.random(size).astype(np.float32) * np.float32(1e-4)
+    f32 = np.float32
+    adam_args = (f32(1e-6), f32(0.9), f32(0.1), f32(0.999), f32(0.001), f32(1.3), f32(1e-8), f32(0.004),
+                 f32(0.004 * decoupled), f32(clip))
+    scale = f32(3.0) / (f32(0.5) * f32(q.uniform_step))
+    want = [a.copy() for a in (param, grad, first, second)]
+    three_pass_meta_adam(*want, np.empty(size, np.float32), scale, adam_args)
+    got = [a.copy() for a in (param, grad, first, second)]
+    kernels.meta_adam_in_blocks(*got, np.empty(size, np.float32), scale, adam_args)
+    for g, w in zip(got, want):
+        assert np.array_equal(g.view(np.uint32), w.view(np.uint32))
+
+
+def test_adam_takes_the_blocked_meta_path_only_for_a_uniform_tanh_meta(monkeypatch):
+    """A uniform TanhMeta goes through the blocked kernel; a non-uniform level set and a
+    generic callable keep the whole-array passes (checked bit for bit above)."""
+    from archsim.learning import optimizer
+
+    calls = []
+    real = optimizer.meta_adam_in_blocks
+    monkeypatch.setattr(optimizer, "meta_adam_in_blocks", lambda *a: calls.append(1) or real(*a))
+    w = np.random.default_rng(0).normal(0, 0.5, (40, 30)).astype(np.float32)
+    grad = np.full_like(w, 1e-3)
+    uniform = TanhMeta(3.0, Quantizer.from_config(4))
+    spaced = TanhMeta(3.0, Quantizer(np.array([-1.0, -0.2, 0.3, 1.0])))
+    for meta, expect in ((uniform, 1), (TanhMeta(3.0), 1), (spaced, 0), (lambda h: uniform(h), 0), (None, 0)):
+        calls.clear()
+        opt = Adam(lr=0.01)
+        opt.begin_step()
+        opt.update(0, w.copy(), grad, meta)
+        assert len(calls) == expect

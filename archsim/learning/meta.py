@@ -36,14 +36,23 @@ class TanhMeta:
     m: float
     quantizer: Quantizer | None = None
 
+    def uniform_scale(self, hidden: np.ndarray, out: np.ndarray | None = None) -> np.float32 | None:
+        """s(W_H) as one float32 when it is the same for every weight (a uniform level set, or
+        no quantizer) and ``hidden`` (and ``out``) are C-contiguous float32: then the argument
+        is ``|W_H| * s`` element by element, which compiled code may fuse with what uses it."""
+        uniform = self.quantizer is None or self.quantizer.uniform_step is not None
+        if not (uniform and _fusable(hidden, out)):
+            return None
+        return np.float32(self._scale(hidden))
+
     def tanh_argument(self, hidden: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """a = s(W_H) |W_H| in float32, written to ``out`` when given."""
-        uniform = self.quantizer is None or self.quantizer.uniform_step is not None
-        if uniform and _fusable(hidden, out):
+        scale = self.uniform_scale(hidden, out)
+        if scale is not None:
             # one compiled pass, the same float32 operations as np.abs then *= scale below
             out = np.empty_like(hidden) if out is None else out
             with kernel_launch():
-                scaled_abs_into(hidden.reshape(-1), self._scale(hidden), out.reshape(-1))
+                scaled_abs_into(hidden.reshape(-1), scale, out.reshape(-1))
             return out
         a = np.abs(hidden, out=out)
         a *= self._scale(hidden)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.learning.kernels import adam_step, kernel_launch, tanh_in_place
+from archsim.learning.kernels import adam_step, kernel_launch, meta_adam_in_blocks, tanh_in_place
 
 MetaFactor = Callable[[np.ndarray], np.ndarray]
 
@@ -72,7 +72,9 @@ class Adam:
         damped by ``meta`` too, and being multiplicative it never carries a weight across zero.
         ``clip`` then bounds |param| (the hidden weights' range in the digital unit).
 
-        In float32 per element (one fused pass, archsim/learning/kernels.py):
+        In float32 per element (one fused pass, archsim/learning/kernels.py; with a uniform
+        tanh meta-function, its argument, numpy's tanh and this pass a cache-sized block at a
+        time):
         g += wd W; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
         step = lr m / (1 - b1^t) / (sqrt(v) / sqrt(1 - b2^t) + eps), times f(W) where m W > 0.
         """
@@ -82,32 +84,32 @@ class Adam:
         if state is None:
             state = self.states[key] = AdamState.zeros_like(param)
         grad = np.ascontiguousarray(grad, dtype=np.float32)
+        correction1 = 1.0 - self.beta1**self.steps
+        correction2 = 1.0 - self.beta2**self.steps
+        adam_args = (
+            np.float32(self.weight_decay),
+            np.float32(self.beta1),
+            np.float32(1.0 - self.beta1),
+            np.float32(self.beta2),
+            np.float32(1.0 - self.beta2),
+            np.float32(1.0 / np.sqrt(correction2)),
+            np.float32(self.eps),
+            np.float32(self.lr * lr_scale / correction1),
+            np.float32(self.lr * lr_scale * decoupled_decay),
+            np.float32(0.0 if clip is None else clip),
+        )
+        flat = (param.reshape(-1), grad.reshape(-1), state.first.reshape(-1), state.second.reshape(-1))
+        scale = meta.uniform_scale(param, state.scratch) if hasattr(meta, "uniform_scale") else None
+        if scale is not None:
+            # numpy's tanh, not a re-implementation: its last bit is part of the results.
+            meta_adam_in_blocks(*flat, state.scratch.reshape(-1), scale, adam_args)
+            return
         meta_mode, factor = 0, _NO_FACTOR
         if meta is not None and hasattr(meta, "tanh_argument"):
-            # numpy's tanh, not a re-implementation: its last bit is part of the results.
             factor = tanh_in_place(meta.tanh_argument(param, out=state.scratch))
             meta_mode = 1
         elif meta is not None:
             factor = np.ascontiguousarray(np.broadcast_to(np.asarray(meta(param), dtype=np.float32), param.shape))
             meta_mode = 2
-        correction1 = 1.0 - self.beta1**self.steps
-        correction2 = 1.0 - self.beta2**self.steps
         with kernel_launch():
-            adam_step(
-                param.reshape(-1),
-                grad.reshape(-1),
-                state.first.reshape(-1),
-                state.second.reshape(-1),
-                factor.reshape(-1),
-                meta_mode,
-                np.float32(self.weight_decay),
-                np.float32(self.beta1),
-                np.float32(1.0 - self.beta1),
-                np.float32(self.beta2),
-                np.float32(1.0 - self.beta2),
-                np.float32(1.0 / np.sqrt(correction2)),
-                np.float32(self.eps),
-                np.float32(self.lr * lr_scale / correction1),
-                np.float32(self.lr * lr_scale * decoupled_decay),
-                np.float32(0.0 if clip is None else clip),
-            )
+            adam_step(*flat, factor.reshape(-1), meta_mode, *adam_args)

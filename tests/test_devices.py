@@ -1453,3 +1453,45 @@ def _fill_in_child() -> None:
     got = np.empty_like(w)
     _fill(ours, w, std, got, mode="split")
     os._exit(0 if np.array_equal(got, _numpy_read_noise(theirs, w, std)) else 1)
+
+
+@pytest.mark.parametrize("device", [
+    "hfo2-130nm",
+    dict(NOISY, drift_nu=0.05, relaxation_growth_per_decade=0.3, seconds_per_batch=10.0),
+    dict(NOISY, endurance_model="lognormal", endurance_median_cycles=3, stuck_state="g_max",
+         stuck_at_fault_rate=0.01),
+])
+def test_planes_programmed_as_a_pipeline_equal_one_after_the_other(monkeypatch, device):
+    """archsim.devices.arrays.program_planes: the next plane's prepare and the previous
+    plane's store on the helper thread while this one draws give the same reports, device
+    arrays, counters and generator state as programming the planes in turn."""
+    from archsim.devices import arrays
+    from archsim.learning import kernels
+
+    cfg = load_device_preset(device) if isinstance(device, str) else DeviceConfig(**device)
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    rng = np.random.default_rng(4)
+    steps = [rng.uniform(-1.2, 1.2, size=(120, 90)).astype(np.float32) for _ in range(5)]
+    outcomes = []
+    for threshold in (1, 1 << 40):  # pipelined, then one plane after the other
+        monkeypatch.setattr(arrays, "PIPELINE_MIN_DEVICES", threshold)
+        store = DeviceStore([steps[0].copy()], Quantizer.from_config(4), cfg, np.random.default_rng(9))
+        reports = []
+        for hidden in steps[1:]:
+            store.tick_batch()
+            reports.append(store.commit(0, hidden))
+        outcomes.append((reports, store))
+    (got, pipelined), (want, sequential) = outcomes
+    for a, b in zip(got, want):
+        assert a.energy_j == b.energy_j
+        for name in ("changed", "pulses", "pulse_steps", "stuck", "index"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    for name, array in sequential.conductance_snapshot().items():
+        np.testing.assert_array_equal(pipelined.conductance_snapshot()[name], array, err_msg=name)
+    for a, b in zip(pipelined.layers[0].planes, sequential.layers[0].planes):
+        for name in ("g", "programs", "pulses", "stuck", "program_event", "relax_amplitude"):
+            if getattr(b, name) is not None:
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert pipelined.statistics() == sequential.statistics()
+    assert pipelined.rng.bit_generator.state == sequential.rng.bit_generator.state
+    np.testing.assert_array_equal(pipelined.read(0), sequential.read(0))

@@ -9,6 +9,8 @@ each pulse, over the devices still outside tolerance, all at once.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +52,19 @@ class ProgramResult:
     verify_failures: int = 0
     newly_stuck: int = 0
     stuck: np.ndarray | None = None
+
+
+@dataclass
+class ProgramJob:
+    """One plane's program request between the phases of :meth:`DevicePlane.program`: its
+    result so far, the write-verify's working arrays (None: nothing to program) with the
+    request positions they came from, and the relaxation draws (empty until drawn)."""
+
+    result: ProgramResult
+    work: "_WriteVerify | None"
+    positions: np.ndarray
+    relax: np.ndarray = field(default_factory=lambda: _EMPTY)
+    amplitude: np.ndarray = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass
@@ -144,19 +159,34 @@ class DevicePlane:
 
         Random draws, in this order: the cycle-to-cycle spread of every pulse round, the
         post-verify relaxation, the direction of the slow relaxation. Each phase is one
-        compiled pass over the devices (archsim/devices/kernels.py).
+        compiled pass over the devices (archsim/devices/kernels.py): :meth:`prepare` (no
+        draws), :meth:`draw` (every draw), :meth:`store` (no draws).
         """
+        job = self.prepare(index, target_g, target_state, model, count)
+        if job.work is not None:
+            with NormalStream(rng) as stream:  # one state hand-over for all the draws
+                self.draw(job, model, stream)
+            self.store(job, model, event, count)
+        return job.result
+
+    def prepare(self, index: np.ndarray, target_g: np.ndarray, target_state: np.ndarray, model: DeviceModel,
+                count: bool = True, split: bool = True) -> "ProgramJob":
+        """First phase of :meth:`program`: refuse the stuck devices (and wear out those at
+        their endurance) and gather the write-verify's working arrays. Draws nothing and
+        touches no other plane. ``split`` False: one pass in the calling thread, without
+        the kernels' threads (for a call on the helper thread); the results are the same."""
         n = index.size
         pulses_out = np.zeros(n, dtype=np.uint32)
         result = ProgramResult(pulses=pulses_out)
         if n == 0:
-            return result
+            return ProgramJob(result, None, _EVERY)
         skip = np.empty(n, dtype=bool)
         positions = np.empty(n, dtype=np.int64)
         work = _WriteVerify.allocate(n, target_state.dtype, self.gain is not None,
                                      bool(model.state_c2c.any()))
         wears_out = self.endurance is not None and count
-        with kernel_launch():
+        chunks = kernels.scan_chunks(n, "gather") if split else 1
+        with kernel_launch() if split else nullcontext():
             kept, worn = prepare_write_verify(
                 index, target_g, target_state, self.stuck,
                 self.wear(model) if wears_out else _NO_COUNTS,
@@ -165,7 +195,7 @@ class DevicePlane:
                 _NO_FLOAT32 if self.gain is None else self.gain,
                 model.state_c2c if work.sigma.size else _EMPTY,
                 skip, positions, work.devices, work.state, work.g, work.target, work.gain, work.sigma,
-                np.empty((kernels.scan_chunks(n, "gather"), 2), dtype=np.int64),
+                np.empty((chunks, 2), dtype=np.int64),
             )
         self.worn_out += worn
         result.newly_stuck = worn
@@ -174,27 +204,37 @@ class DevicePlane:
             if count:
                 self.stuck_requests += n - kept
             if kept == 0:
-                return result
+                return ProgramJob(result, None, _EVERY)
             work = work.first(kept)
-        positions = positions[:kept]
-        relax = amplitude = _EMPTY
-        with NormalStream(rng) as stream:  # one state hand-over for all the draws below
-            result.verify_failures, result.energy_j = self._write_verify(work, model, stream)
-            if model.state_relax.any():
-                relax = np.empty(kept, dtype=np.float64)
-                stream.fill(relax)
-            if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
-                amplitude = np.empty(kept, dtype=np.float64)
-                stream.fill(amplitude)
-        with kernel_launch():
+        return ProgramJob(result, work, positions[:kept])
+
+    def draw(self, job: "ProgramJob", model: DeviceModel, stream: NormalStream) -> None:
+        """Second phase of :meth:`program`: the write-verify loop and the relaxation draws,
+        every draw of the request from ``stream``, in order; only ``job``'s arrays change."""
+        work = job.work
+        result = job.result
+        result.verify_failures, result.energy_j = self._write_verify(work, model, stream)
+        kept = work.g.size
+        if model.state_relax.any():
+            job.relax = np.empty(kept, dtype=np.float64)
+            stream.fill(job.relax)
+        if self.relax_amplitude is not None:  # direction of the slow relaxation, drawn once
+            job.amplitude = np.empty(kept, dtype=np.float64)
+            stream.fill(job.amplitude)
+
+    def store(self, job: "ProgramJob", model: DeviceModel, event: int, count: bool = True,
+              split: bool = True) -> None:
+        """Last phase of :meth:`program`: the programmed devices' conductances (relaxed) and
+        counters into this plane. Draws nothing; ``split`` as in :meth:`prepare`."""
+        work = job.work
+        with kernel_launch() if split else nullcontext():
             store_programmed(
-                work.devices, positions, work.state, work.g, work.pulses, model.state_relax, relax,
-                amplitude, count, event, self.g, self.programs, self.pulses,
+                work.devices, job.positions, work.state, work.g, work.pulses, model.state_relax, job.relax,
+                job.amplitude, count, event, self.g, self.programs, self.pulses,
                 _NO_COUNTS if self.program_event is None else self.program_event,
                 _NO_FLOAT32 if self.relax_amplitude is None else self.relax_amplitude,
-                pulses_out, kernels.scan_chunks(kept, "gather"),
+                job.result.pulses, kernels.scan_chunks(work.devices.size, "gather") if split else 1,
             )
-        return result
 
     def _write_verify(self, work: _WriteVerify, model: DeviceModel, stream: NormalStream) -> tuple[int, float]:
         """The loop: pulse, verify, keep pulsing the devices outside tolerance.
@@ -266,6 +306,68 @@ class DevicePlane:
             pos, count = outside[:left], left
         # count: devices still outside tolerance (all of them when max_pulses == 0)
         return count, pulse_g, verify_g, pulse_count
+
+
+# Requests (devices per plane) from which the planes of a commit are programmed as a pipeline
+# (:func:`program_planes`): below it, handing a phase to the helper thread costs more than
+# the phase.
+PIPELINE_MIN_DEVICES = 1 << 14
+
+
+def program_planes(
+    planes: Sequence[DevicePlane],
+    requests: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
+    model: DeviceModel,
+    rng: np.random.Generator,
+    event: int,
+) -> list[ProgramResult | None]:
+    """:meth:`DevicePlane.program` of each plane's request (index, target_g, target_state;
+    None: none), in plane order, with the same draws and results.
+
+    A plane's write-verify draws from ``rng`` and runs in one thread (its pulse rounds are
+    one compiled call), while its :meth:`~DevicePlane.prepare` and
+    :meth:`~DevicePlane.store` draw nothing and touch only that plane. With two kernel
+    threads and large requests, the next plane's prepare and the previous plane's store run
+    on the helper thread while this thread draws: the draws keep their order, each phase
+    reads and writes only its own plane's arrays, and each kernel's result does not depend
+    on the thread that runs it (archsim/learning/kernels.py), so nothing changes but the
+    wall time."""
+    active = [p for p, request in enumerate(requests) if request is not None]
+    results: list[ProgramResult | None] = [None] * len(planes)
+    pipelined = (kernels.THREADS > 1 and len(active) > 1
+                 and all(requests[p][0].size >= PIPELINE_MIN_DEVICES for p in active))
+    if not pipelined:
+        for p in active:
+            results[p] = planes[p].program(*requests[p], model, rng, event)
+        return results
+    helper = kernels.helper_thread()
+    pending = []  # the helper's work, waited for before returning (also on an error)
+    try:
+        job = planes[active[0]].prepare(*requests[active[0]], model)
+        for i, p in enumerate(active):
+            last = i + 1 == len(active)
+            ahead = None if last else helper.submit(planes[active[i + 1]].prepare, *requests[active[i + 1]],
+                                                    model, True, False)
+            if ahead is not None:
+                pending.append(ahead)
+            if job.work is not None:
+                with NormalStream(rng) as stream:
+                    planes[p].draw(job, model, stream)
+            for done in pending:  # the previous plane's store and the next plane's prepare
+                done.result()
+            pending.clear()
+            results[p] = job.result
+            if job.work is not None:
+                if last:
+                    planes[p].store(job, model, event)
+                else:
+                    pending.append(helper.submit(planes[p].store, job, model, event, True, False))
+            if ahead is not None:
+                job = ahead.result()
+    finally:  # on an error, no phase may still be running when it propagates
+        for done in pending:
+            done.exception()
+    return results
 
 
 # the write-verify's pulse rounds in one compiled call when they can be (tests turn it off to

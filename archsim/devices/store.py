@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archsim.config.device import DeviceConfig
-from archsim.devices.arrays import DevicePlane
+from archsim.devices.arrays import DevicePlane, program_planes
 from archsim.devices.kernels import count_writes, decode_weights, device_requests, merge_plane_pulses
 from archsim.devices.model import DeviceModel
 from archsim.learning import kernels
@@ -330,12 +330,12 @@ class DeviceStore:
                             devices, target_g, target_state, where, need,
                             np.empty(index.size, dtype=new_levels.dtype), np.empty(index.size, dtype=np.uint8),
                             np.empty((chunks, planes), dtype=np.int64))
-        for p, plane in enumerate(state.planes):
-            m = int(need[p])
-            if m == 0:
+        requests = [None if need[p] == 0 else (devices[p, :m], target_g[p, :m], target_state[p, :m])
+                    for p, m in enumerate(need.tolist())]
+        for p, res in enumerate(program_planes(state.planes, requests, model, self.rng, event)):
+            if res is None:
                 continue
-            res = plane.program(devices[p, :m], target_g[p, :m], target_state[p, :m], model,
-                                self.rng, event)
+            m = int(need[p])
             with kernel_launch():
                 merge_plane_pulses(where[p, :m], res.pulses, pulses, steps, requested,
                                    kernels.scan_chunks(m, "stream"))

@@ -293,7 +293,7 @@ def three_pass_meta_adam(param, grad, first, second, scratch, scale, adam_args):
         kernels.scaled_abs_into(param, scale, scratch)
     np.tanh(scratch, out=scratch)
     with kernels.kernel_launch():
-        kernels.adam_step(param, grad, first, second, scratch, 1, *adam_args)
+        kernels.adam_step(param, grad, first, second, scratch, 1, adam_args)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

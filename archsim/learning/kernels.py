@@ -149,19 +149,12 @@ def _adam_element(
     v: np.float32,
     t: np.float32,
     meta_mode: int,
-    weight_decay: np.float32,
-    beta1: np.float32,
-    one_minus_beta1: np.float32,
-    beta2: np.float32,
-    one_minus_beta2: np.float32,
-    denom_scale: np.float32,
-    eps: np.float32,
-    step_scale: np.float32,
-    decay_scale: np.float32,
-    clip: np.float32,
+    coefficients: tuple,
 ) -> tuple[np.float32, np.float32, np.float32]:
     """(weight, first moment, second moment) after one Adam step of one element (see
     :func:`adam_step`); ``t`` is tanh(arg) (meta_mode 1), the factor (2) or unused (0)."""
+    (weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, denom_scale, eps, step_scale,
+     decay_scale, clip) = coefficients
     one = np.float32(1.0)
     zero = np.float32(0.0)
     if weight_decay != zero:
@@ -200,28 +193,20 @@ def adam_step(
     second: np.ndarray,
     tanh_or_factor: np.ndarray,
     meta_mode: int,
-    weight_decay: np.float32,
-    beta1: np.float32,
-    one_minus_beta1: np.float32,
-    beta2: np.float32,
-    one_minus_beta2: np.float32,
-    denom_scale: np.float32,
-    eps: np.float32,
-    step_scale: np.float32,
-    decay_scale: np.float32,
-    clip: np.float32,
+    coefficients: tuple,
 ) -> None:
     """One Adam step with metaplastic damping, in place on flat float32 arrays.
 
     ``meta_mode``: 0 no meta-function; 1 ``tanh_or_factor`` holds tanh(arg) and the factor is
-    1 - tanh^2; 2 it holds the factor itself. ``weight_decay`` (L2 in the gradient),
-    ``decay_scale`` (decoupled, lr * lambda) and ``clip`` (|W_H| bound) are off when 0.
+    1 - tanh^2; 2 it holds the factor itself. ``coefficients``: ten float32 (weight_decay,
+    beta1, 1 - beta1, beta2, 1 - beta2, denom_scale, eps, step_scale, decay_scale, clip);
+    ``weight_decay`` (L2 in the gradient), ``decay_scale`` (decoupled, lr * lambda) and
+    ``clip`` (|W_H| bound) are off when 0.
     """
     for i in numba.prange(param.size):
         t = tanh_or_factor[i] if meta_mode != 0 else np.float32(0.0)
         param[i], first[i], second[i] = _adam_element(
-            param[i], grad[i], first[i], second[i], t, meta_mode, weight_decay, beta1, one_minus_beta1,
-            beta2, one_minus_beta2, denom_scale, eps, step_scale, decay_scale, clip)
+            param[i], grad[i], first[i], second[i], t, meta_mode, coefficients)
 
 
 # One thread's loop, for work split by the caller: numpy's error model, as numba gives the
@@ -237,22 +222,12 @@ def meta_adam_block(
     first: np.ndarray,
     second: np.ndarray,
     tanh: np.ndarray,
-    weight_decay: np.float32,
-    beta1: np.float32,
-    one_minus_beta1: np.float32,
-    beta2: np.float32,
-    one_minus_beta2: np.float32,
-    denom_scale: np.float32,
-    eps: np.float32,
-    step_scale: np.float32,
-    decay_scale: np.float32,
-    clip: np.float32,
+    coefficients: tuple,
 ) -> None:
     """:func:`adam_step` with ``meta_mode`` 1 on one block, in the calling thread."""
     for i in range(param.size):
         param[i], first[i], second[i] = _adam_element(
-            param[i], grad[i], first[i], second[i], tanh[i], 1, weight_decay, beta1, one_minus_beta1,
-            beta2, one_minus_beta2, denom_scale, eps, step_scale, decay_scale, clip)
+            param[i], grad[i], first[i], second[i], tanh[i], 1, coefficients)
 
 
 @numba.njit(**_SERIAL)
@@ -283,7 +258,7 @@ def meta_adam_in_blocks(
     instead of three passes over the layer through memory (the layer's arrays do not fit in
     the caches between passes: about 2/3 of the memory traffic of the three passes goes).
     The second half of the blocks runs on the helper thread when kernels may use two threads.
-    ``adam_args``: :func:`adam_step`'s arguments after ``meta_mode``. Each element's
+    ``adam_args``: :func:`adam_step`'s ``coefficients``. Each element's
     operations are those of the three passes, so results are bit-identical to them."""
     n = param.size
 
@@ -293,7 +268,7 @@ def meta_adam_in_blocks(
             t = scratch[lo:hi]
             scaled_abs_block(param[lo:hi], scale, t)
             np.tanh(t, out=t)
-            meta_adam_block(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, *adam_args)
+            meta_adam_block(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, adam_args)
 
     if THREADS < 2 or n < TANH_SPLIT_MIN:
         blocks(0, n)

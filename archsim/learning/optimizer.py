@@ -112,4 +112,4 @@ class Adam:
             factor = np.ascontiguousarray(np.broadcast_to(np.asarray(meta(param), dtype=np.float32), param.shape))
             meta_mode = 2
         with kernel_launch():
-            adam_step(*flat, factor.reshape(-1), meta_mode, *adam_args)
+            adam_step(*flat, factor.reshape(-1), meta_mode, adam_args)

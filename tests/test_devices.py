@@ -1495,3 +1495,33 @@ def test_planes_programmed_as_a_pipeline_equal_one_after_the_other(monkeypatch, 
     assert pipelined.statistics() == sequential.statistics()
     assert pipelined.rng.bit_generator.state == sequential.rng.bit_generator.state
     np.testing.assert_array_equal(pipelined.read(0), sequential.read(0))
+
+
+def test_a_deferred_decode_gives_the_reads_and_snapshots_of_a_decode_in_place(monkeypatch):
+    """A large commit's decode runs on the helper thread (archsim.devices.store
+    DEFERRED_DECODE_MIN); the next read, commit, snapshot and ``layers`` wait for it and see
+    exactly what a decode in place gives."""
+    from archsim.devices import store as store_module
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    cfg = load_device_preset("hfo2-130nm")
+    rng = np.random.default_rng(11)
+    steps = [rng.uniform(-1.2, 1.2, size=(70, 50)).astype(np.float32) for _ in range(4)]
+    runs = []
+    for threshold in (1, 1 << 40):  # deferred, then in place
+        monkeypatch.setattr(store_module, "DEFERRED_DECODE_MIN", threshold)
+        store = DeviceStore([steps[0].copy(), steps[0][:20].copy()], Quantizer.from_config(4), cfg,
+                            np.random.default_rng(5))
+        seen = []
+        for hidden in steps[1:]:
+            store.commit(0, hidden)
+            assert bool(store._pending) == (threshold == 1)
+            store.commit(1, hidden[:20])  # another layer's commit does not wait for it
+            seen.append(store.read(0).copy())
+            store.commit(0, -hidden)
+            seen.append(store.conductance_snapshot()["layer0.weights"])
+            seen.append(store.layers[0].weights.copy())
+        runs.append(seen)
+    for got, want in zip(*runs):
+        np.testing.assert_array_equal(got, want)

@@ -23,6 +23,8 @@ attaching this store never shifts the initialisation or shuffling streams.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +40,10 @@ from archsim.learning.quantizer import Quantizer
 from archsim.learning.storage import CommitReport
 
 _NO_STD = np.zeros(0, dtype=np.float32)
+
+# Changed weights from which a commit's decode runs on the helper thread (DeviceStore.commit):
+# below it, the hand-over costs more than the decode.
+DEFERRED_DECODE_MIN = 1 << 14
 
 
 @dataclass
@@ -81,11 +87,27 @@ class DeviceStore:
         self.verify_failures = 0
         self.stuck_skipped_writes = 0
         self.initial = {"pulses": 0, "energy_j": 0.0, "verify_failures": 0}
-        self.layers: list[LayerDevices] = []
+        self._layers: list[LayerDevices] = []
+        self._pending: dict[int, Future] = {}  # layer -> its decode, running on the helper thread
         self._buffers: dict[int, list[np.ndarray]] = {}
         self._box_muller_scratch: dict[int, np.ndarray] = {}
         for w in hidden:
-            self.layers.append(self._create_layer(w))
+            self._layers.append(self._create_layer(w))
+
+    @property
+    def layers(self) -> list[LayerDevices]:
+        """Every layer's device state (with every decode finished)."""
+        for layer in list(self._pending):
+            self._settle(layer)
+        return self._layers
+
+    def _settle(self, layer: int) -> LayerDevices:
+        """Layer ``layer``'s state once the decode of its last commit (if still running on the
+        helper thread) has finished; an error raised there is raised here."""
+        pending = self._pending.pop(layer, None)
+        if pending is not None:
+            pending.result()
+        return self._layers[layer]
 
     # ------------------------------------------------------------------ simulated clock
     @property
@@ -153,13 +175,14 @@ class DeviceStore:
         return layer
 
     # ------------------------------------------------------------------ decoding
-    def _decode(self, layer: LayerDevices, index: np.ndarray | None) -> None:
+    def _decode(self, layer: LayerDevices, index: np.ndarray | None, split: bool = True) -> None:
         """Refresh the cached weights (and read-noise std) of weights ``index`` (None = all).
 
         ``W = Q_k + ((G+ - G+_k) - (G- - G-_k)) * s/dG`` (reference: ``Q_k + (G - G_k) * 2s/dG``):
         the mapping's read-back formula, exact for devices on their targets. Evaluated in
         float64 on the changed weights only (bit-identical to the earlier full-layer decode),
-        in one compiled loop (archsim/devices/kernels.py).
+        in one compiled loop (archsim/devices/kernels.py). ``split`` False: in the calling
+        thread only (the helper thread's deferred decode); the same values.
         """
         model = self.model
         if layer.weights_shared:  # copy-on-write: arrays already handed out never change
@@ -168,7 +191,7 @@ class DeviceStore:
         if index is None:
             index = np.arange(layer.levels.size)
         planes = layer.planes
-        with kernel_launch():
+        with kernel_launch() if split else nullcontext():
             decode_weights(
                 index,
                 layer.levels.reshape(-1),
@@ -181,7 +204,7 @@ class DeviceStore:
                 float(self.config.read_noise_sigma * model.weight_per_siemens),
                 layer.weights.reshape(-1),
                 _NO_STD if layer.read_std is None else layer.read_std.reshape(-1),
-                kernels.scan_chunks(index.size, "gather"),
+                kernels.scan_chunks(index.size, "gather") if split else 1,
             )
 
     def age_factors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +268,7 @@ class DeviceStore:
         next-but-one read of the same layer; copy it to keep it longer.
         """
         self.reads += 1
-        state = self.layers[layer]
+        state = self._settle(layer)
         if self.config.ages:
             weights, std = self._aged_weights(state)
         else:
@@ -304,7 +327,7 @@ class DeviceStore:
         """
         self.commits += 1
         model = self.model
-        state = self.layers[layer]
+        state = self._settle(layer)
         new_levels, changed, index = self.quantizer.level_changes(hidden, state.levels)
         if index.size == 0:
             state.levels = new_levels
@@ -332,7 +355,14 @@ class DeviceStore:
                             np.empty((chunks, planes), dtype=np.int64))
         requests = [None if need[p] == 0 else (devices[p, :m], target_g[p, :m], target_state[p, :m])
                     for p, m in enumerate(need.tolist())]
-        for p, res in enumerate(program_planes(state.planes, requests, model, self.rng, event)):
+        results = program_planes(state.planes, requests, model, self.rng, event)
+        # The decode needs only the new levels and conductances: on a large commit it runs on
+        # the helper thread while this one accounts the pulses and goes on (the next layer's
+        # update and commit, the schedule); this layer's next read or commit waits for it.
+        deferred = kernels.THREADS > 1 and index.size >= DEFERRED_DECODE_MIN
+        if deferred:
+            self._pending[layer] = kernels.helper_thread().submit(self._decode, state, index, False)
+        for p, res in enumerate(results):
             if res is None:
                 continue
             m = int(need[p])
@@ -346,7 +376,8 @@ class DeviceStore:
             self.stuck_skipped_writes += count_writes(index, requested, pulses, state.writes.reshape(-1), stuck,
                                                       np.empty(chunks, dtype=np.int64))
         state.version += 1
-        self._decode(state, index)
+        if not deferred:
+            self._decode(state, index)
         self.energy_j += energy
         return CommitReport(changed=changed, pulses=pulses, energy_j=energy, pulse_steps=steps,
                             stuck=stuck, index=index)

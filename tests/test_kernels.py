@@ -346,3 +346,28 @@ def test_adam_takes_the_blocked_meta_path_only_for_a_uniform_tanh_meta(monkeypat
         opt.begin_step()
         opt.update(0, w.copy(), grad, meta)
         assert len(calls) == expect
+
+
+@pytest.mark.parametrize("meta_mode", [0, 1, 2])
+def test_adam_in_one_thread_equals_the_parallel_kernel(meta_mode):
+    """Small arrays take the one-thread adam_block, large ones the parallel adam_step (the
+    whole-array test above covers the small path against numpy): the same per element."""
+    from archsim.learning import kernels
+
+    n = (1 << 18) + 1001
+    rng = np.random.default_rng(meta_mode)
+    param = awkward_weights(rng, (n,), Quantizer.from_config(4))
+    grad = rng.normal(0, 1e-2, n).astype(np.float32)
+    first = rng.normal(0, 1e-3, n).astype(np.float32)
+    second = rng.random(n).astype(np.float32) * np.float32(1e-4)
+    factor = np.tanh(rng.normal(0, 1, n)).astype(np.float32) if meta_mode else np.ones(1, np.float32)
+    f32 = np.float32
+    coefficients = (f32(1e-6), f32(0.9), f32(0.1), f32(0.999), f32(0.001), f32(1.3), f32(1e-8), f32(0.004),
+                    f32(1e-4), f32(0.9))
+    parallel = [a.copy() for a in (param, grad, first, second)]
+    with kernels.kernel_launch():
+        kernels.adam_step(*parallel, factor, meta_mode, coefficients)
+    serial = [a.copy() for a in (param, grad, first, second)]
+    kernels.adam_block(*serial, factor, meta_mode, coefficients)
+    for a, b in zip(parallel, serial):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))

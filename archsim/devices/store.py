@@ -372,9 +372,11 @@ class DeviceStore:
             energy += res.energy_j
             self.verify_failures += res.verify_failures
         stuck = np.empty(index.size, dtype=bool)
+        # in one pass while the decode holds the other core: a kernel split over both would
+        # wait for its share queued behind the decode
         with kernel_launch():
             self.stuck_skipped_writes += count_writes(index, requested, pulses, state.writes.reshape(-1), stuck,
-                                                      np.empty(chunks, dtype=np.int64))
+                                                      np.empty(1 if deferred else chunks, dtype=np.int64))
         state.version += 1
         if not deferred:
             self._decode(state, index)

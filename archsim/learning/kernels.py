@@ -216,18 +216,21 @@ _SERIAL = {"cache": True, "nogil": True, "parallel": False, "fastmath": False, "
 
 
 @numba.njit(**_SERIAL)
-def meta_adam_block(
+def adam_block(
     param: np.ndarray,
     grad: np.ndarray,
     first: np.ndarray,
     second: np.ndarray,
-    tanh: np.ndarray,
+    tanh_or_factor: np.ndarray,
+    meta_mode: int,
     coefficients: tuple,
 ) -> None:
-    """:func:`adam_step` with ``meta_mode`` 1 on one block, in the calling thread."""
+    """:func:`adam_step` on one block, or a whole small array, in the calling thread (a
+    parallel launch costs more than a few thousand elements' step)."""
     for i in range(param.size):
+        t = tanh_or_factor[i] if meta_mode != 0 else np.float32(0.0)
         param[i], first[i], second[i] = _adam_element(
-            param[i], grad[i], first[i], second[i], tanh[i], 1, coefficients)
+            param[i], grad[i], first[i], second[i], t, meta_mode, coefficients)
 
 
 @numba.njit(**_SERIAL)
@@ -254,7 +257,7 @@ def meta_adam_in_blocks(
     """The meta-Adam step of :func:`adam_step` with ``meta_mode`` 1 and tanh(scale |param|)
     as its factor, on flat float32 arrays, a block of :data:`META_ADAM_BLOCK` elements at a
     time: the argument (:func:`scaled_abs_block`), numpy's tanh and the Adam step
-    (:func:`meta_adam_block`) of a block follow each other while the block is in cache,
+    (:func:`adam_block`) of a block follow each other while the block is in cache,
     instead of three passes over the layer through memory (the layer's arrays do not fit in
     the caches between passes: about 2/3 of the memory traffic of the three passes goes).
     The second half of the blocks runs on the helper thread when kernels may use two threads.
@@ -268,7 +271,7 @@ def meta_adam_in_blocks(
             t = scratch[lo:hi]
             scaled_abs_block(param[lo:hi], scale, t)
             np.tanh(t, out=t)
-            meta_adam_block(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, adam_args)
+            adam_block(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, 1, adam_args)
 
     if THREADS < 2 or n < TANH_SPLIT_MIN:
         blocks(0, n)

@@ -306,7 +306,7 @@ def test_meta_adam_in_blocks_equals_the_three_passes(monkeypatch, threads, size,
 
     monkeypatch.setattr(kernels, "THREADS", threads)
     monkeypatch.setattr(kernels, "META_ADAM_BLOCK", block)
-    monkeypatch.setattr(kernels, "TANH_SPLIT_MIN", 64)
+    monkeypatch.setattr(kernels, "HALVES_MIN", 64)
     rng = np.random.default_rng(size)
     q = Quantizer.from_config(4)
     param = awkward_weights(rng, (size,), q) if size > 60 else rng.normal(0, 0.6, size).astype(np.float32)

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from archsim.config.hardware import AdcConfig, DacConfig
-from archsim.learning.kernels import JIT_OPTIONS, chunk_bounds, kernel_launch, scan_chunks
+from archsim.learning.kernels import JIT_OPTIONS, SERIAL_OPTIONS, chunk_bounds, in_halves, kernel_launch, scan_chunks
 from archsim.hw.base import Component, ceil_div, cycles
 from archsim.hw.registry import Registry
 
@@ -113,21 +113,14 @@ def _adc_code(partial: np.float32, half: np.float32, lsb: np.float32) -> np.floa
     return (q + np.float32(0.5)) * lsb
 
 
-@numba.njit(**JIT_OPTIONS)
+@numba.njit(**SERIAL_OPTIONS)
 def _adc_quantize_into(partial: np.ndarray, out: np.ndarray, half: np.float32, lsb: np.float32,
-                       add: bool, split: bool) -> None:
+                       add: bool) -> None:
     """Every partial sum converted (:func:`_adc_code`), then written to ``out`` (``add``
-    False, ``out`` may be ``partial``) or added to it: one pass instead of six. Flat
-    C-contiguous float32 arrays. ``split`` (:func:`scan_chunks` > 1) shares the loop among the
-    kernels' threads; else it runs in the calling thread: a small layer's partial sums (the
-    paper's 4096 x 10 output layer, 32 row blocks of 100 x 10 a batch) cost a tenth of a
-    parallel launch (~30 us each). Each element is independent: no result depends on it."""
-    if not split:
-        for i in range(partial.size):
-            q = _adc_code(partial[i], half, lsb)
-            out[i] = out[i] + q if add else q
-        return
-    for i in numba.prange(partial.size):
+    False, ``out`` may be ``partial``) or added to it: one pass instead of six, in the
+    calling thread. Flat C-contiguous float32 arrays; each element is independent, so the
+    caller may cut them in parts (:func:`archsim.learning.kernels.in_halves`)."""
+    for i in range(partial.size):
         q = _adc_code(partial[i], half, lsb)
         out[i] = out[i] + q if add else q
 
@@ -296,9 +289,11 @@ class Adc(Component):
         base transform, else through the model's :meth:`quantize`."""
         codes = self._kernel_codes(partial, out, lines, x_max, w_max)
         if codes is not None:
-            with kernel_launch():
-                _adc_quantize_into(partial.reshape(-1), out.reshape(-1), *codes, add,
-                                   scan_chunks(partial.size, "stream") > 1)
+            flat, into = partial.reshape(-1), out.reshape(-1)
+            # halves on this and the helper thread: each call is ~0.1 ms of work, less than a
+            # parallel kernel launch (a wide layer converts one row block's sums at a time)
+            in_halves(flat.size, lambda start, stop: _adc_quantize_into(
+                flat[start:stop], into[start:stop], *codes, add))
             return
         self.quantize(partial, lines, x_max, w_max)
         if add:

@@ -1525,3 +1525,21 @@ def test_a_deferred_decode_gives_the_reads_and_snapshots_of_a_decode_in_place(mo
         runs.append(seen)
     for got, want in zip(*runs):
         np.testing.assert_array_equal(got, want)
+
+
+def test_split_read_noise_scales_the_helpers_draws_in_halves(monkeypatch):
+    """The split fill's second half is scaled in halves on two threads
+    (archsim.learning.kernels.in_halves): numpy's draws and generator state still."""
+    from archsim.devices import normal
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    monkeypatch.setattr(kernels, "HALVES_MIN", 64)
+    n = 40_000
+    weights, std = np.linspace(-1, 1, n, dtype=np.float32), np.full(n, 0.25, dtype=np.float32)
+    for seed in range(6):
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        got = np.empty_like(weights)
+        normal._fill(ours, weights, std, got, mode="split")
+        assert np.array_equal(got.view(np.uint32), _numpy_read_noise(theirs, weights, std).view(np.uint32))
+        assert ours.bit_generator.state == theirs.bit_generator.state

@@ -45,7 +45,7 @@ from archsim.devices.pcg64 import (generator_at, next_word, pcg64_next, pcg64_ne
                                    two_step_increment)
 from archsim.devices.ziggurat_double import (FI_DOUBLE, KI_DOUBLE, WI_DOUBLE, ZIGGURAT_NOR_INV_R,
                                              ZIGGURAT_NOR_R)
-from archsim.learning.kernels import THREADS, helper_thread, kernel_launch
+from archsim.learning.kernels import SERIAL_OPTIONS, THREADS, helper_thread, in_halves
 
 _R = 3.6541528853610088  # right edge of the base strip
 _V = 4.92867323399e-3  # area of every strip
@@ -202,10 +202,11 @@ def _ziggurat_into(gen, pos, out, std, weights, start, stop, stop_word, starts):
     return i, pos
 
 
-@numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)
+@numba.njit(**SERIAL_OPTIONS)
 def _scale_into(z, std, weights, out):  # pragma: no cover - compiled
-    """``out = weights + std * z`` (float32), computed as :func:`_ziggurat_into` does."""
-    for i in numba.prange(out.size):
+    """``out = weights + std * z`` (float32), computed as :func:`_ziggurat_into` does, in the
+    calling thread (the caller cuts it in halves: :func:`archsim.learning.kernels.in_halves`)."""
+    for i in range(out.size):
         scaled = z[i] * std[i]
         out[i] = scaled + weights[i]
 
@@ -348,8 +349,8 @@ def _join_halves(state, gen, i, pos, z, starts, drawn, ahead_end, flat_out, flat
     meet = int(starts[:drawn].searchsorted(np.int32(pos)))  # an int64 key would copy ``starts``
     if meet < drawn and starts[meet] == pos:
         take = min(drawn - meet, n - i)
-        with kernel_launch():
-            _scale_into(z[meet:meet + take], flat_std[i:i + take], flat_w[i:i + take], flat_out[i:i + take])
+        zs, stds, ws, outs = z[meet:meet + take], flat_std[i:i + take], flat_w[i:i + take], flat_out[i:i + take]
+        in_halves(take, lambda a, b: _scale_into(zs[a:b], stds[a:b], ws[a:b], outs[a:b]))
         pos = int(starts[meet + take]) if meet + take < drawn else ahead_end
         i += take
         SPLIT_OUTCOMES["met" if i == n else "met, worker stopped early"] += 1

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from archsim.learning.kernels import kernel_launch, sign_into
+from archsim.learning.kernels import sign_into
 
 if TYPE_CHECKING:
     from archsim.config.layers import WeightedLayer
@@ -286,8 +286,7 @@ def sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = +1, so every activation is one of two values."""
     out = np.empty(x.shape, dtype=x.dtype)
     if x.dtype.kind == "f":
-        with kernel_launch():
-            sign_into(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
+        sign_into(np.ascontiguousarray(x).reshape(-1), out.reshape(-1))
     else:
         out[...] = np.where(x >= 0, 1, -1)
     return out

@@ -139,13 +139,16 @@ def test_block_by_block_products_are_bit_identical_to_the_stacked_products():
 
 @pytest.fixture(params=["one loop", "split"])
 def adc_chunks(request, monkeypatch):
-    """The fused conversion as one loop in the calling thread (small partial sums), or split
-    into uneven chunks of a few elements over the kernels' threads (a large layer's)."""
+    """The fused conversion as one loop in the calling thread (small partial sums), or in
+    halves on this and the helper thread (a large layer's: kernels.in_halves; the stacked
+    pass's uneven chunks over the kernels' threads too)."""
     if request.param == "split":
         from archsim.learning import kernels
 
         monkeypatch.setattr(kernels, "SCAN_PARTS", 7)
         monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", 5)
+        monkeypatch.setattr(kernels, "THREADS", 2)
+        monkeypatch.setattr(kernels, "HALVES_MIN", 16)
     return request.param
 
 

@@ -105,19 +105,23 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
         a.view(np.uint32), b.view(np.uint32))
 
 
-@pytest.fixture(params=["stacked", "block by block", "stacked split"])
+@pytest.fixture(params=["stacked", "block by block", "stacked split", "block by block in halves"])
 def path(request, monkeypatch):
     """Every product through one stacked product and conversion pass (in the calling thread or
-    split over the kernels' threads in uneven chunks), or through the per-block loop."""
-    if request.param == "block by block":
+    split over the kernels' threads in uneven chunks), or through the per-block loop (each
+    block's conversion in the calling thread, or in halves with the helper thread)."""
+    if request.param.startswith("block by block"):
         monkeypatch.setattr(circuits, "STACKED_PARTIALS_MAX", 0)
     else:
         monkeypatch.setattr(circuits, "STACKED_PARTIALS_MAX", 1 << 40)
-    if request.param == "stacked split":
-        from archsim.learning import kernels
+    from archsim.learning import kernels
 
+    if request.param == "stacked split":
         monkeypatch.setattr(kernels, "SCAN_PARTS", 5)
         monkeypatch.setitem(kernels.SCAN_GRAIN, "stream", 7)
+    if request.param == "block by block in halves":
+        monkeypatch.setattr(kernels, "THREADS", 2)
+        monkeypatch.setattr(kernels, "HALVES_MIN", 16)
     return request.param
 
 

@@ -371,3 +371,20 @@ def test_adam_in_one_thread_equals_the_parallel_kernel(meta_mode):
     kernels.adam_block(*serial, factor, meta_mode, coefficients)
     for a, b in zip(parallel, serial):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
+def test_in_halves_called_on_the_helper_thread_runs_there_instead_of_waiting_on_itself(monkeypatch):
+    from archsim.learning import kernels
+
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    monkeypatch.setattr(kernels, "HALVES_MIN", 16)
+    seen = []
+
+    def work(start, stop):
+        seen.append((start, stop, kernels.on_helper_thread()))
+
+    kernels.in_halves(100, work)  # from the main thread: two halves, one of them on the helper
+    assert sorted(seen) == [(0, 48, False), (48, 100, True)]
+    seen.clear()
+    kernels.helper_thread().submit(kernels.in_halves, 100, work).result(timeout=30)
+    assert seen == [(0, 100, True)]

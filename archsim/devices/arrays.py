@@ -334,7 +334,7 @@ def program_planes(
     wall time."""
     active = [p for p, request in enumerate(requests) if request is not None]
     results: list[ProgramResult | None] = [None] * len(planes)
-    pipelined = (kernels.THREADS > 1 and len(active) > 1
+    pipelined = (kernels.THREADS > 1 and len(active) > 1 and not kernels.on_helper_thread()
                  and all(requests[p][0].size >= PIPELINE_MIN_DEVICES for p in active))
     if not pipelined:
         for p in active:

@@ -359,7 +359,7 @@ class DeviceStore:
         # The decode needs only the new levels and conductances: on a large commit it runs on
         # the helper thread while this one accounts the pulses and goes on (the next layer's
         # update and commit, the schedule); this layer's next read or commit waits for it.
-        deferred = kernels.THREADS > 1 and index.size >= DEFERRED_DECODE_MIN
+        deferred = kernels.THREADS > 1 and index.size >= DEFERRED_DECODE_MIN and not kernels.on_helper_thread()
         if deferred:
             self._pending[layer] = kernels.helper_thread().submit(self._decode, state, index, False)
         for p, res in enumerate(results):

@@ -286,14 +286,13 @@ def test_tanh_in_place_split_over_threads_equals_numpy(monkeypatch, size):
 
 def three_pass_meta_adam(param, grad, first, second, scratch, scale, adam_args):
     """The meta-Adam step as three whole-array passes (before the blocked kernel): the
-    argument, numpy's tanh, the parallel Adam kernel."""
+    argument, numpy's tanh, the Adam kernel."""
     from archsim.learning import kernels
 
     with kernels.kernel_launch():
         kernels.scaled_abs_into(param, scale, scratch)
     np.tanh(scratch, out=scratch)
-    with kernels.kernel_launch():
-        kernels.adam_step(param, grad, first, second, scratch, 1, adam_args)
+    kernels.adam_step(param, grad, first, second, scratch, 1, adam_args)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -349,27 +348,29 @@ def test_adam_takes_the_blocked_meta_path_only_for_a_uniform_tanh_meta(monkeypat
 
 
 @pytest.mark.parametrize("meta_mode", [0, 1, 2])
-def test_adam_in_one_thread_equals_the_parallel_kernel(meta_mode):
-    """Small arrays take the one-thread adam_block, large ones the parallel adam_step (the
-    whole-array test above covers the small path against numpy): the same per element."""
-    from archsim.learning import kernels
+def test_adam_in_halves_equals_one_pass(monkeypatch, meta_mode):
+    """A large layer's Adam step (no meta-function, a non-uniform meta-function's tanh, a
+    generic factor) in halves on this and the helper thread: the same per element as one pass
+    (the whole-array test above covers one pass against numpy)."""
+    from archsim.learning import kernels, optimizer
 
+    monkeypatch.setattr(kernels, "THREADS", 2)
     n = (1 << 18) + 1001
     rng = np.random.default_rng(meta_mode)
     param = awkward_weights(rng, (n,), Quantizer.from_config(4))
     grad = rng.normal(0, 1e-2, n).astype(np.float32)
-    first = rng.normal(0, 1e-3, n).astype(np.float32)
-    second = rng.random(n).astype(np.float32) * np.float32(1e-4)
-    factor = np.tanh(rng.normal(0, 1, n)).astype(np.float32) if meta_mode else np.ones(1, np.float32)
-    f32 = np.float32
-    coefficients = (f32(1e-6), f32(0.9), f32(0.1), f32(0.999), f32(0.001), f32(1.3), f32(1e-8), f32(0.004),
-                    f32(1e-4), f32(0.9))
-    parallel = [a.copy() for a in (param, grad, first, second)]
-    with kernels.kernel_launch():
-        kernels.adam_step(*parallel, factor, meta_mode, coefficients)
-    serial = [a.copy() for a in (param, grad, first, second)]
-    kernels.adam_block(*serial, factor, meta_mode, coefficients)
-    for a, b in zip(parallel, serial):
+    factor = np.tanh(rng.normal(0, 1, n)).astype(np.float32)
+    meta = {0: None, 1: TanhMeta(3.0, Quantizer(np.array([-1.0, -0.2, 0.3, 1.0]))), 2: lambda h: factor}[meta_mode]
+    results = []
+    for halves_min in (64, 1 << 40):  # in halves, then one pass
+        monkeypatch.setattr(kernels, "HALVES_MIN", halves_min)
+        opt = optimizer.Adam(lr=0.01, weight_decay=1e-6)
+        w = param.copy()
+        for _ in range(2):
+            opt.begin_step()
+            opt.update(0, w, grad, meta, 1.0, 0.01, 0.9)
+        results.append((w, opt.states[0].first, opt.states[0].second))
+    for a, b in zip(*results):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
 
 

@@ -208,7 +208,14 @@ def _adam_element(
     return w, m, v
 
 
-@numba.njit(**_JIT)
+# One thread's loop, for work split by the caller: numpy's error model, as numba gives the
+# parallel kernels' loops (no Python exception checks around sqrt and the division, which
+# would keep the loop from vectorising; the values are the same: IEEE float32 either way).
+_SERIAL = {"cache": True, "nogil": True, "parallel": False, "fastmath": False, "error_model": "numpy"}
+SERIAL_OPTIONS = _SERIAL  # for one-thread kernels elsewhere in archsim (archsim/hw/converters.py)
+
+
+@numba.njit(**_SERIAL)
 def adam_step(
     param: np.ndarray,
     grad: np.ndarray,
@@ -218,7 +225,9 @@ def adam_step(
     meta_mode: int,
     coefficients: tuple,
 ) -> None:
-    """One Adam step with metaplastic damping, in place on flat float32 arrays.
+    """One Adam step with metaplastic damping, in place on flat float32 arrays, in the calling
+    thread (the optimizer cuts a large layer in halves for this and the helper thread,
+    :func:`in_halves`; every element is computed alone).
 
     ``meta_mode``: 0 no meta-function; 1 ``tanh_or_factor`` holds tanh(arg) and the factor is
     1 - tanh^2; 2 it holds the factor itself. ``coefficients``: ten float32 (weight_decay,
@@ -226,31 +235,6 @@ def adam_step(
     ``weight_decay`` (L2 in the gradient), ``decay_scale`` (decoupled, lr * lambda) and
     ``clip`` (|W_H| bound) are off when 0.
     """
-    for i in numba.prange(param.size):
-        t = tanh_or_factor[i] if meta_mode != 0 else np.float32(0.0)
-        param[i], first[i], second[i] = _adam_element(
-            param[i], grad[i], first[i], second[i], t, meta_mode, coefficients)
-
-
-# One thread's loop, for work split by the caller: numpy's error model, as numba gives the
-# parallel kernels' loops (no Python exception checks around sqrt and the division, which
-# would keep the loop from vectorising; the values are the same: IEEE float32 either way).
-_SERIAL = {"cache": True, "nogil": True, "parallel": False, "fastmath": False, "error_model": "numpy"}
-SERIAL_OPTIONS = _SERIAL  # for one-thread kernels elsewhere in archsim (archsim/hw/converters.py)
-
-
-@numba.njit(**_SERIAL)
-def adam_block(
-    param: np.ndarray,
-    grad: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    tanh_or_factor: np.ndarray,
-    meta_mode: int,
-    coefficients: tuple,
-) -> None:
-    """:func:`adam_step` on one block, or a whole small array, in the calling thread (a
-    parallel launch costs more than a few thousand elements' step)."""
     for i in range(param.size):
         t = tanh_or_factor[i] if meta_mode != 0 else np.float32(0.0)
         param[i], first[i], second[i] = _adam_element(
@@ -281,7 +265,7 @@ def meta_adam_in_blocks(
     """The meta-Adam step of :func:`adam_step` with ``meta_mode`` 1 and tanh(scale |param|)
     as its factor, on flat float32 arrays, a block of :data:`META_ADAM_BLOCK` elements at a
     time: the argument (:func:`scaled_abs_block`), numpy's tanh and the Adam step
-    (:func:`adam_block`) of a block follow each other while the block is in cache,
+    (:func:`adam_step`) of a block follow each other while the block is in cache,
     instead of three passes over the layer through memory (the layer's arrays do not fit in
     the caches between passes: about 2/3 of the memory traffic of the three passes goes).
     The second half of the blocks runs on the helper thread when kernels may use two threads.
@@ -289,15 +273,15 @@ def meta_adam_in_blocks(
     operations are those of the three passes, so results are bit-identical to them."""
     n = param.size
 
-    def blocks(start: int, stop: int) -> None:
+    def meta_adam_blocks(start: int, stop: int) -> None:
         for lo in range(start, stop, META_ADAM_BLOCK):
             hi = min(lo + META_ADAM_BLOCK, stop)
             t = scratch[lo:hi]
             scaled_abs_block(param[lo:hi], scale, t)
             np.tanh(t, out=t)
-            adam_block(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, 1, adam_args)
+            adam_step(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, 1, adam_args)
 
-    in_halves(n, blocks)
+    in_halves(n, meta_adam_blocks)
 
 
 @numba.njit(**_JIT)

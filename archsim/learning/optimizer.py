@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archsim.learning.kernels import adam_block, adam_step, kernel_launch, meta_adam_in_blocks, scan_chunks, tanh_in_place
+from archsim.learning.kernels import adam_step, in_halves, meta_adam_in_blocks, tanh_in_place
 
 MetaFactor = Callable[[np.ndarray], np.ndarray]
 
@@ -111,8 +111,9 @@ class Adam:
         elif meta is not None:
             factor = np.ascontiguousarray(np.broadcast_to(np.asarray(meta(param), dtype=np.float32), param.shape))
             meta_mode = 2
-        if scan_chunks(param.size, "stream") == 1:  # small (batch-norm scale and shift): no launch
-            adam_block(*flat, factor.reshape(-1), meta_mode, adam_args)
-            return
-        with kernel_launch():
-            adam_step(*flat, factor.reshape(-1), meta_mode, adam_args)
+        factor = factor.reshape(-1)
+        p, g, m, v = flat
+        # halves on this and the helper thread for a large layer (a parallel launch costs more
+        # on a 2-core machine); a small array (batch-norm scale and shift) in one call
+        in_halves(p.size, lambda a, b: adam_step(p[a:b], g[a:b], m[a:b], v[a:b], factor[a:b] if meta_mode else factor,
+                                                 meta_mode, adam_args))

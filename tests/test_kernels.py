@@ -289,8 +289,7 @@ def three_pass_meta_adam(param, grad, first, second, scratch, scale, adam_args):
     argument, numpy's tanh, the Adam kernel."""
     from archsim.learning import kernels
 
-    with kernels.kernel_launch():
-        kernels.scaled_abs_into(param, scale, scratch)
+    kernels.scaled_abs_into(param, scale, scratch)
     np.tanh(scratch, out=scratch)
     kernels.adam_step(param, grad, first, second, scratch, 1, adam_args)
 
@@ -389,3 +388,17 @@ def test_in_halves_called_on_the_helper_thread_runs_there_instead_of_waiting_on_
     seen.clear()
     kernels.helper_thread().submit(kernels.in_halves, 100, work).result(timeout=30)
     assert seen == [(0, 100, True)]
+
+
+def test_meta_argument_in_halves_matches_one_pass(monkeypatch):
+    """TanhMeta.tanh_argument cut in halves with the helper thread: the same bits as one pass."""
+    from archsim.learning import kernels
+
+    q = Quantizer.from_config(4)
+    w = awkward_weights(np.random.default_rng(9), (97, 41), q)
+    meta = TanhMeta(3.0, q)
+    want = meta.tanh_argument(w)
+    monkeypatch.setattr(kernels, "THREADS", 2)
+    monkeypatch.setattr(kernels, "HALVES_MIN", 16)
+    assert kernels.halves(w.size) > 0
+    assert np.array_equal(meta.tanh_argument(w).view(np.uint32), want.view(np.uint32))

@@ -242,8 +242,9 @@ def adam_step(
 
 
 @numba.njit(**_SERIAL)
-def scaled_abs_block(x: np.ndarray, scale: np.float32, out: np.ndarray) -> None:
-    """:func:`scaled_abs_into` on one block, in the calling thread."""
+def scaled_abs_into(x: np.ndarray, scale: np.float32, out: np.ndarray) -> None:
+    """out = |x| * scale in float32 (np.abs into out, then out *= scale: one pass, not two),
+    in the calling thread (callers cut a large array: :func:`in_halves`, or blocks)."""
     for i in range(x.size):
         out[i] = abs(x[i]) * scale
 
@@ -264,7 +265,7 @@ def meta_adam_in_blocks(
 ) -> None:
     """The meta-Adam step of :func:`adam_step` with ``meta_mode`` 1 and tanh(scale |param|)
     as its factor, on flat float32 arrays, a block of :data:`META_ADAM_BLOCK` elements at a
-    time: the argument (:func:`scaled_abs_block`), numpy's tanh and the Adam step
+    time: the argument (:func:`scaled_abs_into`), numpy's tanh and the Adam step
     (:func:`adam_step`) of a block follow each other while the block is in cache,
     instead of three passes over the layer through memory (the layer's arrays do not fit in
     the caches between passes: about 2/3 of the memory traffic of the three passes goes).
@@ -277,18 +278,11 @@ def meta_adam_in_blocks(
         for lo in range(start, stop, META_ADAM_BLOCK):
             hi = min(lo + META_ADAM_BLOCK, stop)
             t = scratch[lo:hi]
-            scaled_abs_block(param[lo:hi], scale, t)
+            scaled_abs_into(param[lo:hi], scale, t)
             np.tanh(t, out=t)
             adam_step(param[lo:hi], grad[lo:hi], first[lo:hi], second[lo:hi], t, 1, adam_args)
 
     in_halves(n, meta_adam_blocks)
-
-
-@numba.njit(**_JIT)
-def scaled_abs_into(x: np.ndarray, scale: np.float32, out: np.ndarray) -> None:
-    """out = |x| * scale in float32 (np.abs into out, then out *= scale: one pass, not two)."""
-    for i in numba.prange(x.size):
-        out[i] = abs(x[i]) * scale
 
 
 @numba.njit(inline="always")
